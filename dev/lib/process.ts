@@ -1,0 +1,124 @@
+// Small process and port helpers for the local stack: pid files, liveness, port probes, waiting.
+import { spawn } from 'node:child_process'
+import { mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { connect } from 'node:net'
+import { dirname, join, resolve } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
+export const cacheRoot = join(repoRoot, '.cache')
+export const defaultDataDir = join(repoRoot, '.data', 'dev')
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/** The command line of a running process, or '' when it is gone (Linux /proc). */
+export function commandLineOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ')
+  } catch {
+    return ''
+  }
+}
+
+export function readPidFile(file: string): number | undefined {
+  try {
+    const pid = Number.parseInt(readFileSync(file, 'utf8').trim(), 10)
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** The pid recorded in `file` when that process is alive and its command line contains `marker`. */
+export function livePid(file: string, marker: string): number | undefined {
+  const pid = readPidFile(file)
+  if (pid === undefined) return undefined
+  if (isAlive(pid) && commandLineOf(pid).includes(marker)) return pid
+  rmSync(file, { force: true })
+  return undefined
+}
+
+export function isPortOpen(port: number, host = '127.0.0.1', timeoutMs = 1000): Promise<boolean> {
+  return new Promise((done) => {
+    const socket = connect({ port, host })
+    const finish = (open: boolean) => {
+      socket.destroy()
+      done(open)
+    }
+    socket.setTimeout(timeoutMs, () => finish(false))
+    socket.once('connect', () => finish(true))
+    socket.once('error', () => finish(false))
+  })
+}
+
+export async function waitFor(
+  what: string,
+  check: () => Promise<boolean>,
+  {
+    timeoutMs = 60_000,
+    intervalMs = 200,
+    abortIf,
+  }: { timeoutMs?: number; intervalMs?: number; abortIf?: () => string | undefined } = {},
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    const reason = abortIf?.()
+    if (reason !== undefined) throw new Error(`${what}: ${reason}`)
+    if (await check().catch(() => false)) return
+    await sleep(intervalMs)
+  }
+  throw new Error(`${what}: not ready after ${Math.round(timeoutMs / 1000)} s`)
+}
+
+/** Starts a detached background process whose output goes to `logFile`; writes its pid to `pidFile`. */
+export function spawnDetached(command: string, args: string[], logFile: string, pidFile: string): number {
+  mkdirSync(dirname(logFile), { recursive: true })
+  const out = openSync(logFile, 'a')
+  const child = spawn(command, args, { detached: true, stdio: ['ignore', out, out], cwd: repoRoot })
+  if (child.pid === undefined) throw new Error(`could not start ${command}`)
+  child.unref()
+  writeFileSync(pidFile, `${child.pid}\n`)
+  return child.pid
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. */
+export async function stopProcess(
+  pid: number,
+  graceMs = 30_000,
+): Promise<'stopped' | 'killed' | 'not-running'> {
+  if (!isAlive(pid)) return 'not-running'
+  process.kill(pid, 'SIGTERM')
+  const deadline = Date.now() + graceMs
+  while (Date.now() < deadline) {
+    if (!isAlive(pid) || isZombie(pid)) return 'stopped'
+    await sleep(100)
+  }
+  process.kill(pid, 'SIGKILL')
+  while (isAlive(pid) && !isZombie(pid)) await sleep(50)
+  return 'killed'
+}
+
+function isZombie(pid: number): boolean {
+  try {
+    return /\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))
+  } catch {
+    return false
+  }
+}
+
+/** Last lines of a log file, for error messages. */
+export function tailOf(file: string, lines = 15): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n')
+  } catch {
+    return '(no log)'
+  }
+}
