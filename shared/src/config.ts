@@ -1,0 +1,217 @@
+// Configuration from the environment, validated once with zod. Only a service's main.ts calls loadConfig
+// (after dotenv); everything else receives the frozen Config object.
+import { z } from 'zod'
+import { ConfigError } from './errors.ts'
+
+export const channels = ['email', 'sms', 'slack'] as const
+export type Channel = (typeof channels)[number]
+
+const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback)
+const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback)
+const optionalText = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()))
+
+const brokerList = z
+  .string()
+  .default('127.0.0.1:9092')
+  .transform((v) =>
+    v
+      .split(',')
+      .map((b) => b.trim())
+      .filter(Boolean),
+  )
+  .pipe(z.array(z.string().regex(/^[^\s:]+:\d+$/, 'each broker is host:port')).min(1))
+
+const apiKeys = z
+  .string()
+  .optional()
+  .transform((v, ctx) => {
+    const keys = new Map<string, string>()
+    for (const pair of (v ?? '').split(',').map((p) => p.trim())) {
+      if (pair === '') continue
+      const colon = pair.indexOf(':')
+      if (colon < 1 || colon === pair.length - 1) {
+        ctx.addIssue({ code: 'custom', message: 'each entry is name:key (comma-separated)' })
+        return z.NEVER
+      }
+      keys.set(pair.slice(0, colon), pair.slice(colon + 1))
+    }
+    return keys
+  })
+
+const slackWebhooks = z
+  .string()
+  .optional()
+  .transform((v, ctx) => {
+    if (v === undefined || v.trim() === '') return {} as Record<string, string>
+    try {
+      const parsed: unknown = JSON.parse(v)
+      const map = z.record(z.string().regex(/^[\w.-]{1,64}$/), z.url()).parse(parsed)
+      return map
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'a JSON object of destination name → webhook URL' })
+      return z.NEVER
+    }
+  })
+
+const envSchema = z.object({
+  KAFKA_BROKERS: brokerList,
+  REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
+  PORT: port(8080),
+  CHANNEL: z
+    .string()
+    .optional()
+    .transform((v) => v?.toLowerCase())
+    .pipe(z.enum(channels).optional()),
+  METRICS_PORT: port(9464),
+  TOPIC_PARTITIONS: positiveInt(12),
+  TOPIC_REPLICATION: positiveInt(1),
+  TOPIC_PREFIX: z
+    .string()
+    .regex(/^[a-zA-Z0-9._-]+$/)
+    .default('notifications'),
+  KEY_PREFIX: z
+    .string()
+    .regex(/^[a-zA-Z0-9._-]+$/)
+    .default('herald'),
+  MAX_ATTEMPTS: positiveInt(5),
+  RETRY_BASE_MS: positiveInt(1000),
+  RETRY_CAP_MS: positiveInt(300_000),
+  PRODUCE_TIMEOUT_MS: positiveInt(5000),
+  SESSION_TIMEOUT_MS: positiveInt(30_000),
+  SHUTDOWN_TIMEOUT_MS: positiveInt(20_000),
+  DELIVERY_CONCURRENCY: positiveInt(32),
+  IDEMPOTENCY_TTL_SECONDS: positiveInt(86_400),
+  STATUS_TTL_SECONDS: positiveInt(7 * 86_400),
+  MAX_BODY_BYTES: positiveInt(64 * 1024),
+  SMTP_URL: z.url({ protocol: /^smtps?$/ }).default('smtp://127.0.0.1:1025'),
+  MAIL_FROM: z.string().min(3).default('Herald <herald@localhost>'),
+  DEFAULT_EMAIL_TO: optionalText,
+  TWILIO_ACCOUNT_SID: optionalText,
+  TWILIO_AUTH_TOKEN: optionalText,
+  TWILIO_FROM: optionalText,
+  TWILIO_API_URL: optionalText.pipe(z.url().optional()),
+  DEFAULT_SMS_TO: optionalText,
+  SLACK_WEBHOOK_URL: optionalText.pipe(z.url().optional()),
+  SLACK_WEBHOOKS: slackWebhooks,
+  API_KEYS: apiKeys,
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+})
+
+type Env = z.output<typeof envSchema>
+
+export interface Config {
+  kafka: { brokers: string[]; sessionTimeoutMs: number; produceTimeoutMs: number }
+  redisUrl: string
+  port: number
+  channel: Channel | undefined
+  metricsPort: number
+  topics: { prefix: string; partitions: number; replication: number }
+  keyPrefix: string
+  delivery: { maxAttempts: number; retryBaseMs: number; retryCapMs: number; concurrency: number }
+  shutdownTimeoutMs: number
+  idempotencyTtlSeconds: number
+  statusTtlSeconds: number
+  maxBodyBytes: number
+  email: { smtpUrl: string; from: string; defaultTo: string | undefined }
+  sms: {
+    accountSid: string | undefined
+    authToken: string | undefined
+    from: string | undefined
+    apiUrl: string | undefined
+    defaultTo: string | undefined
+  }
+  /** Slack destinations by name; `default` is SLACK_WEBHOOK_URL. */
+  slack: { webhooks: Readonly<Record<string, string>> }
+  /** API key name → key. Empty: the api runs open (with a warning). */
+  apiKeys: ReadonlyMap<string, string>
+  logLevel: string
+}
+
+/** Names of every variable Herald reads (for docs and drift checks). */
+export const envVariableNames = Object.keys(envSchema.shape)
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !(value instanceof Map)) {
+    for (const inner of Object.values(value)) deepFreeze(inner)
+    Object.freeze(value)
+  }
+  return value
+}
+
+/**
+ * Parses and validates the environment. Lists every bad variable at once (ConfigError).
+ * `service` decides which channel secrets are required: a distributor needs only its own channel's.
+ */
+export function loadConfig(
+  env: Record<string, string | undefined>,
+  service: 'api' | 'distributor' | 'tool' = 'tool',
+): Config {
+  const result = envSchema.safeParse(env)
+  const problems: string[] = []
+  if (!result.success) {
+    for (const issue of result.error.issues) {
+      const name = String(issue.path[0] ?? '?')
+      problems.push(`${name}: ${issue.message} (got ${JSON.stringify(env[name] ?? null)})`)
+    }
+    throw new ConfigError(problems)
+  }
+  const e: Env = result.data
+  if (service === 'distributor') {
+    if (!e.CHANNEL) problems.push('CHANNEL: required for a distributor (email, sms or slack)')
+    if (e.CHANNEL === 'sms') {
+      for (const name of ['TWILIO_ACCOUNT_SID', 'TWILIO_AUTH_TOKEN', 'TWILIO_FROM'] as const) {
+        if (!e[name]) problems.push(`${name}: required when CHANNEL=sms`)
+      }
+    }
+    if (e.CHANNEL === 'slack' && !e.SLACK_WEBHOOK_URL && Object.keys(e.SLACK_WEBHOOKS).length === 0) {
+      problems.push('SLACK_WEBHOOK_URL: required when CHANNEL=slack (or SLACK_WEBHOOKS)')
+    }
+  }
+  if (e.RETRY_BASE_MS > e.RETRY_CAP_MS) problems.push('RETRY_BASE_MS: must not exceed RETRY_CAP_MS')
+  if (problems.length > 0) throw new ConfigError(problems)
+
+  const webhooks: Record<string, string> = { ...e.SLACK_WEBHOOKS }
+  if (e.SLACK_WEBHOOK_URL) webhooks.default = e.SLACK_WEBHOOK_URL
+  return deepFreeze({
+    kafka: {
+      brokers: e.KAFKA_BROKERS,
+      sessionTimeoutMs: e.SESSION_TIMEOUT_MS,
+      produceTimeoutMs: e.PRODUCE_TIMEOUT_MS,
+    },
+    redisUrl: e.REDIS_URL,
+    port: e.PORT,
+    channel: e.CHANNEL,
+    metricsPort: e.METRICS_PORT,
+    topics: { prefix: e.TOPIC_PREFIX, partitions: e.TOPIC_PARTITIONS, replication: e.TOPIC_REPLICATION },
+    keyPrefix: e.KEY_PREFIX,
+    delivery: {
+      maxAttempts: e.MAX_ATTEMPTS,
+      retryBaseMs: e.RETRY_BASE_MS,
+      retryCapMs: e.RETRY_CAP_MS,
+      concurrency: e.DELIVERY_CONCURRENCY,
+    },
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,
+    statusTtlSeconds: e.STATUS_TTL_SECONDS,
+    maxBodyBytes: e.MAX_BODY_BYTES,
+    email: { smtpUrl: e.SMTP_URL, from: e.MAIL_FROM, defaultTo: e.DEFAULT_EMAIL_TO },
+    sms: {
+      accountSid: e.TWILIO_ACCOUNT_SID,
+      authToken: e.TWILIO_AUTH_TOKEN,
+      from: e.TWILIO_FROM,
+      apiUrl: e.TWILIO_API_URL,
+      defaultTo: e.DEFAULT_SMS_TO,
+    },
+    slack: { webhooks },
+    apiKeys: e.API_KEYS,
+    logLevel: e.LOG_LEVEL,
+  })
+}
+
+/** True when every broker is on this machine: replication 1 is then expected, not a warning. */
+export function isLocalCluster(brokers: readonly string[]): boolean {
+  return brokers.every((b) => /^(127\.\d+\.\d+\.\d+|localhost|\[::1\]|kafka):\d+$/.test(b))
+}

@@ -1,0 +1,190 @@
+// The notification: what clients send (request schemas) and what Kafka keeps (the versioned record).
+import { z } from 'zod'
+import { type Channel, channels } from './config.ts'
+
+export const recordVersion = 1
+
+/** Longest message per channel: Twilio's body limit is 1600 characters, Slack's text limit 40,000. */
+export const messageLimits: Readonly<Record<Channel, number>> = { email: 50_000, sms: 1600, slack: 40_000 }
+
+const e164 = /^\+[1-9]\d{6,14}$/
+const destinationName = /^[\w.-]{1,64}$/
+
+export interface FieldIssue {
+  field: string
+  reason: string
+}
+
+export interface RequestContext {
+  /** Default recipient per channel (DEFAULT_EMAIL_TO, DEFAULT_SMS_TO; `default` for Slack when configured). */
+  defaults: Partial<Record<Channel, string>>
+  /** Names of the configured Slack destinations. */
+  slackDestinations: readonly string[]
+}
+
+export interface NotificationInput {
+  channel: Channel
+  message: string
+  to: string
+  subject?: string
+}
+
+const channelField = z
+  .string({ error: 'must be a string' })
+  .transform((s) => s.trim().toLowerCase())
+  .pipe(z.enum(channels, { error: 'must be one of email, sms, slack' }))
+
+const messageField = (channel: Channel) =>
+  z
+    .string({ error: 'must be a string' })
+    .refine((s) => s.trim().length > 0, 'must not be empty')
+    .refine((s) => s.length <= messageLimits[channel], `must be at most ${messageLimits[channel]} characters`)
+
+const emailTo = z
+  .string({ error: 'must be a string' })
+  .trim()
+  .max(254, 'must be at most 254 characters')
+  .pipe(z.email({ error: 'must be an email address' }))
+
+const smsTo = z
+  .string({ error: 'must be a string' })
+  .trim()
+  .regex(e164, 'must be a phone number in E.164 form, e.g. +14155550123')
+
+const slackTo = z
+  .string({ error: 'must be a string' })
+  .trim()
+  .refine((s) => !/^[a-z][a-z0-9+.-]*:\/\//i.test(s), {
+    message: 'must name a configured Slack destination, not a URL',
+    abort: true,
+  })
+  .refine((s) => destinationName.test(s), 'must be a destination name (letters, digits, ".", "_", "-")')
+
+const subjectField = z
+  .string({ error: 'must be a string' })
+  .max(998, 'must be at most 998 characters')
+  .refine((s) => !/[\r\n]/.test(s), 'must be one line')
+
+/** Request body schemas per channel: the same objects validate requests and generate the OpenAPI document. */
+export const requestSchemas = {
+  email: z.strictObject({
+    channel: channelField,
+    message: messageField('email'),
+    to: emailTo.optional(),
+    subject: subjectField.optional(),
+  }),
+  sms: z.strictObject({ channel: channelField, message: messageField('sms'), to: smsTo.optional() }),
+  slack: z.strictObject({ channel: channelField, message: messageField('slack'), to: slackTo.optional() }),
+} as const
+
+function issuesOf(error: z.ZodError): FieldIssue[] {
+  return error.issues.map((issue) => ({
+    field: issue.path.length > 0 ? issue.path.join('.') : '(body)',
+    reason: issue.code === 'unrecognized_keys' ? `unknown field(s): ${issue.keys.join(', ')}` : issue.message,
+  }))
+}
+
+/** The key that keeps one recipient's notifications on one partition, in order. */
+export function normaliseRecipient(channel: Channel, to: string): string {
+  return channel === 'sms' ? to : to.toLowerCase()
+}
+
+/**
+ * Validates a request body. Every problem is reported with its field; `to` falls back to the channel's
+ * configured default recipient.
+ */
+export function parseNotificationRequest(
+  body: unknown,
+  context: RequestContext,
+): { ok: true; value: NotificationInput } | { ok: false; issues: FieldIssue[] } {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    return { ok: false, issues: [{ field: '(body)', reason: 'must be a JSON object' }] }
+  }
+  const channel = channelField.safeParse((body as Record<string, unknown>).channel)
+  if (!channel.success) {
+    const missing = (body as Record<string, unknown>).channel === undefined
+    return {
+      ok: false,
+      issues: [{ field: 'channel', reason: missing ? 'is required' : 'must be one of email, sms, slack' }],
+    }
+  }
+  const parsed = requestSchemas[channel.data].safeParse(body)
+  if (!parsed.success) return { ok: false, issues: issuesOf(parsed.error) }
+  const value = parsed.data as { channel: Channel; message: string; to?: string; subject?: string }
+  const to = value.to ?? context.defaults[channel.data]
+  if (to === undefined) {
+    return {
+      ok: false,
+      issues: [{ field: 'to', reason: `is required: no default ${channel.data} recipient is configured` }],
+    }
+  }
+  if (channel.data === 'slack' && !context.slackDestinations.includes(to)) {
+    const known = context.slackDestinations.length > 0 ? context.slackDestinations.join(', ') : 'none'
+    return {
+      ok: false,
+      issues: [{ field: 'to', reason: `unknown Slack destination "${to}" (configured: ${known})` }],
+    }
+  }
+  return {
+    ok: true,
+    value: {
+      channel: channel.data,
+      message: value.message,
+      to,
+      ...(value.subject !== undefined ? { subject: value.subject } : {}),
+    },
+  }
+}
+
+/** The record value on `notifications.<channel>` (JSON, versioned). */
+export interface NotificationRecord {
+  v: number
+  id: string
+  channel: Channel
+  to: string
+  subject?: string
+  message: string
+  createdAt: string
+  expiresAt?: string
+}
+
+export const recordSchema = z.object({
+  v: z.literal(recordVersion),
+  id: z.string().min(1).max(64),
+  channel: z.enum(channels),
+  to: z.string().min(1).max(320),
+  subject: z.string().max(998).optional(),
+  message: z.string().min(1),
+  createdAt: z.iso.datetime(),
+  expiresAt: z.iso.datetime().optional(),
+})
+
+export type DecodedRecord =
+  | { kind: 'ok'; record: NotificationRecord }
+  | { kind: 'poison'; reason: string }
+  | { kind: 'future-version'; version: number }
+
+/** Reads a record from Kafka. Anything unreadable is poison; a higher version waits for an upgrade. */
+export function decodeRecord(value: Buffer | null, maxBytes = 1024 * 1024): DecodedRecord {
+  if (value === null) return { kind: 'poison', reason: 'empty record (null value)' }
+  if (value.length > maxBytes) return { kind: 'poison', reason: `record too large (${value.length} bytes)` }
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(value.toString('utf8'))
+  } catch {
+    return { kind: 'poison', reason: 'not JSON' }
+  }
+  const version = (parsed as { v?: unknown } | null)?.v
+  if (typeof version === 'number' && Number.isInteger(version) && version > recordVersion) {
+    return { kind: 'future-version', version }
+  }
+  const result = recordSchema.safeParse(parsed)
+  if (!result.success) {
+    const first = result.error.issues[0]
+    return {
+      kind: 'poison',
+      reason: `schema: ${first?.path.join('.') || '(value)'} ${first?.message ?? ''}`.trim(),
+    }
+  }
+  return { kind: 'ok', record: result.data as NotificationRecord }
+}

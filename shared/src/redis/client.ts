@@ -1,0 +1,87 @@
+// Redis connections and Herald's Lua scripts. Every multi-step change is one script, registered with
+// ioredis defineCommand; a script named `name-<numKeys>.lua` becomes the command `name`.
+import { readdirSync, readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { type ChainableCommander, Redis, type RedisOptions } from 'ioredis'
+import type { Logger } from '../logger.ts'
+
+export type { Redis }
+
+export function createRedis(url: string, options: RedisOptions = {}): Redis {
+  return new Redis(url, {
+    lazyConnect: true,
+    enableAutoPipelining: true,
+    maxRetriesPerRequest: 2,
+    connectTimeout: 2000,
+    retryStrategy: (times) => Math.min(times * 200, 2000),
+    ...options,
+  })
+}
+
+/** Registers every `<name>-<numKeys>.lua` file of `dir` (a file URL) as a command; returns their names. */
+export function defineScripts(redis: Redis, dir: URL): string[] {
+  const names: string[] = []
+  for (const file of readdirSync(fileURLToPath(dir))) {
+    const match = /^(\w+)-(\d+)\.lua$/.exec(file)
+    if (!match?.[1] || !match[2]) continue
+    const lua = readFileSync(new URL(file, dir), 'utf8')
+    redis.defineCommand(match[1], { numberOfKeys: Number(match[2]), lua })
+    names.push(match[1])
+  }
+  return names
+}
+
+type ScriptTarget = Redis | ChainableCommander
+type ScriptFunction = (...args: Array<string | number>) => Promise<unknown>
+
+/** Calls a script registered by defineScripts, on a connection or in a pipeline. */
+export function callScript(
+  target: ScriptTarget,
+  name: string,
+  keys: readonly string[],
+  args: ReadonlyArray<string | number>,
+): Promise<unknown> {
+  const fn = (target as unknown as Record<string, ScriptFunction | undefined>)[name]
+  if (typeof fn !== 'function') throw new Error(`Redis script ${name} is not defined on this connection`)
+  return fn.call(target, ...keys, ...args)
+}
+
+export const sharedScripts = new URL('./scripts/', import.meta.url)
+
+/**
+ * Checks the settings Herald's guarantees rest on: AOF on (appendfsync everysec or always) and noeviction.
+ * Warns loudly when they are off; returns what was found. CONFIG may be disabled on managed Redis.
+ */
+export async function checkRedisDurability(
+  redis: Redis,
+  logger: Logger,
+): Promise<{ appendonly?: string; appendfsync?: string; policy?: string }> {
+  try {
+    const [, appendonly] = (await redis.config('GET', 'appendonly')) as string[]
+    const [, appendfsync] = (await redis.config('GET', 'appendfsync')) as string[]
+    const [, policy] = (await redis.config('GET', 'maxmemory-policy')) as string[]
+    if (appendonly !== 'yes' || appendfsync === 'no') {
+      logger.warn(
+        { appendonly, appendfsync },
+        'REDIS DURABILITY: AOF is off; a Redis restart loses offsets and statuses. Run Redis with appendonly yes, appendfsync everysec',
+      )
+    }
+    if (policy !== 'noeviction') {
+      logger.warn(
+        { policy },
+        'REDIS DURABILITY: maxmemory-policy is not noeviction; Redis may evict offsets under memory pressure',
+      )
+    }
+    return {
+      ...(appendonly ? { appendonly } : {}),
+      ...(appendfsync ? { appendfsync } : {}),
+      ...(policy ? { policy } : {}),
+    }
+  } catch (error) {
+    logger.warn(
+      { err: error },
+      'could not read the Redis configuration (CONFIG GET refused?): check AOF and noeviction yourself',
+    )
+    return {}
+  }
+}

@@ -1,0 +1,22 @@
+// Every Redis key Herald uses is built here. Keys that one Lua script touches together share a hash tag
+// ({...}) so Herald runs unchanged on Redis Cluster.
+
+export interface RedisKeys {
+  /** Hash: status, channel, attempts, lastError, timestamps of one notification. */
+  status: (id: string) => string
+  /** Hash: one idempotency key's state (pending/acked), request fingerprint, answer. */
+  idempotency: (apiKeyName: string, key: string) => string
+  /** Hash per (group, topic): field <partition> → next offset; <partition>:token → fencing token. */
+  offsets: (group: string, topic: string) => string
+  /** Hash per (group, topic): field <partition>:<offset> → delivery attempts (crash-loop counter). */
+  attempts: (group: string, topic: string) => string
+}
+
+export function redisKeys(prefix = 'herald'): RedisKeys {
+  return {
+    status: (id) => `${prefix}:status:${id}`,
+    idempotency: (apiKeyName, key) => `${prefix}:idem:${apiKeyName}:${key}`,
+    offsets: (group, topic) => `${prefix}:{${group}:${topic}}:offsets`,
+    attempts: (group, topic) => `${prefix}:{${group}:${topic}}:attempts`,
+  }
+}

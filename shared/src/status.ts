@@ -1,0 +1,63 @@
+// Notification statuses in Redis, changed only through the setStatus script.
+import type { Channel } from './config.ts'
+import { callScript, type Redis } from './redis/client.ts'
+import type { RedisKeys } from './redis/keys.ts'
+
+export const statuses = ['queued', 'retrying', 'delivered', 'dead_lettered', 'expired'] as const
+export type Status = (typeof statuses)[number]
+export const finalStatuses: ReadonlySet<Status> = new Set(['delivered', 'dead_lettered', 'expired'])
+
+export type StatusMode = 'create' | 'move' | 'requeue'
+
+export interface StatusView {
+  id: string
+  status: Status
+  channel?: Channel
+  attempts: number
+  lastError?: string
+  createdAt?: string
+  updatedAt?: string
+}
+
+export class StatusStore {
+  readonly #redis: Redis
+  readonly #keys: RedisKeys
+  readonly #ttlSeconds: number
+
+  constructor(redis: Redis, keys: RedisKeys, ttlSeconds: number) {
+    this.#redis = redis
+    this.#keys = keys
+    this.#ttlSeconds = ttlSeconds
+  }
+
+  /** Applies a status change; returns whether it applied and the status afterwards. */
+  async set(
+    id: string,
+    status: Status,
+    mode: StatusMode,
+    fields: Record<string, string | number> = {},
+  ): Promise<{ applied: boolean; status: Status }> {
+    const pairs = Object.entries(fields).flatMap(([k, v]) => [k, String(v)])
+    const [applied, after] = (await callScript(
+      this.#redis,
+      'setStatus',
+      [this.#keys.status(id)],
+      [status, mode, new Date().toISOString(), this.#ttlSeconds, ...pairs],
+    )) as [number, Status]
+    return { applied: applied === 1, status: after }
+  }
+
+  async get(id: string): Promise<StatusView | undefined> {
+    const hash = await this.#redis.hgetall(this.#keys.status(id))
+    if (!hash.status) return undefined
+    return {
+      id,
+      status: hash.status as Status,
+      ...(hash.channel ? { channel: hash.channel as Channel } : {}),
+      attempts: Number(hash.attempts ?? 0),
+      ...(hash.lastError ? { lastError: hash.lastError } : {}),
+      ...(hash.createdAt ? { createdAt: hash.createdAt } : {}),
+      ...(hash.updatedAt ? { updatedAt: hash.updatedAt } : {}),
+    }
+  }
+}

@@ -1,0 +1,101 @@
+// Topic names (built here only) and the start-up check that every topic exists with Herald's settings.
+import type { Admin } from 'kafkajs'
+import type { Channel } from './config.ts'
+import { isLocalCluster } from './config.ts'
+import { TopicMismatchError } from './errors.ts'
+import type { Logger } from './logger.ts'
+
+const day = 24 * 60 * 60 * 1000
+
+export interface TopicNames {
+  main: (channel: Channel) => string
+  deadLetter: (channel: Channel) => string
+  events: string
+}
+
+export function topicNames(prefix = 'notifications'): TopicNames {
+  return {
+    main: (channel) => `${prefix}.${channel}`,
+    deadLetter: (channel) => `${prefix}.${channel}.dlq`,
+    events: `${prefix}.events`,
+  }
+}
+
+export interface TopicSpec {
+  topic: string
+  configEntries: Array<{ name: string; value: string }>
+}
+
+/** Main topics keep 14 days and 1 MiB records; dead letters keep 90 days and 4 MiB; events 7 days. */
+export function topicSpecs(
+  names: TopicNames,
+  channels: readonly Channel[],
+  replication: number,
+): TopicSpec[] {
+  const minInsync = String(replication >= 3 ? 2 : 1)
+  const spec = (topic: string, retentionMs: number, maxBytes: number): TopicSpec => ({
+    topic,
+    configEntries: [
+      { name: 'retention.ms', value: String(retentionMs) },
+      { name: 'max.message.bytes', value: String(maxBytes) },
+      { name: 'min.insync.replicas', value: minInsync },
+      { name: 'cleanup.policy', value: 'delete' },
+    ],
+  })
+  return [
+    ...channels.flatMap((c) => [
+      spec(names.main(c), 14 * day, 1024 * 1024),
+      spec(names.deadLetter(c), 90 * day, 4 * 1024 * 1024),
+    ]),
+    spec(names.events, 7 * day, 1024 * 1024),
+  ]
+}
+
+/**
+ * Creates the missing topics with explicit partitions, replication and retention, and checks that existing
+ * ones have the configured partition count (another count would move recipients between partitions).
+ */
+export async function ensureTopics(
+  admin: Admin,
+  options: {
+    specs: TopicSpec[]
+    partitions: number
+    replication: number
+    brokers: readonly string[]
+    logger: Logger
+  },
+): Promise<void> {
+  const { specs, partitions, replication, logger } = options
+  if (replication < 3 && !isLocalCluster(options.brokers)) {
+    logger.warn(
+      { replication },
+      'TOPIC_REPLICATION is below 3 on a non-local cluster: with one replica acks=all is acks=1 and a lost broker loses notifications',
+    )
+  }
+  const existing = new Set(await admin.listTopics())
+  const missing = specs.filter((s) => !existing.has(s.topic))
+  if (missing.length > 0) {
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: missing.map((s) => ({
+        topic: s.topic,
+        numPartitions: partitions,
+        replicationFactor: replication,
+        configEntries: s.configEntries,
+      })),
+    })
+    logger.info({ topics: missing.map((s) => s.topic), partitions, replication }, 'created topics')
+  }
+  const present = specs.filter((s) => existing.has(s.topic)).map((s) => s.topic)
+  if (present.length === 0) return
+  const metadata = await admin.fetchTopicMetadata({ topics: present })
+  const wrong = metadata.topics.filter((t) => t.partitions.length !== partitions)
+  if (wrong.length > 0) {
+    const found = wrong.map((t) => `${t.name} has ${t.partitions.length}`).join(', ')
+    throw new TopicMismatchError(
+      `topic partition count differs from TOPIC_PARTITIONS=${partitions}: ${found}. ` +
+        'Set TOPIC_PARTITIONS to the existing count, or migrate the topics deliberately.',
+      { expected: partitions, topics: Object.fromEntries(wrong.map((t) => [t.name, t.partitions.length])) },
+    )
+  }
+}
