@@ -1,0 +1,553 @@
+// The distributor's consumer loop: kafkajs wired to the offset protocol (offsets/), deliveries by key,
+// outcomes recorded before offsets advance. See ARCHITECTURE.md, "Delivery guarantee: the offset protocol".
+import { hostname } from 'node:os'
+import type { Config } from '@herald/shared/config'
+import { errorMessage } from '@herald/shared/errors'
+import type { Logger } from '@herald/shared/logger'
+import { decodeRecord, type NotificationRecord } from '@herald/shared/notification'
+import type { Redis } from '@herald/shared/redis/client'
+import type { RedisKeys } from '@herald/shared/redis/keys'
+import type { StatusStore } from '@herald/shared/status'
+import type {
+  Admin,
+  Batch,
+  Consumer,
+  ConsumerGroupJoinEvent,
+  EachBatchPayload,
+  Kafka,
+  KafkaMessage,
+  Producer,
+} from 'kafkajs'
+import { Partitioners } from 'kafkajs'
+import { abortableSleep } from './backoff.ts'
+import type { Channel } from './channels/channel.ts'
+import { type DeadLetter, writeDeadLetters } from './dead-letters.ts'
+import { deliver } from './delivery.ts'
+import type { DistributorMetrics } from './metrics.ts'
+import { OffsetStore } from './offsets/offsets.ts'
+import { PartitionTracker } from './offsets/tracker.ts'
+
+/**
+ * Deliberately broken variants, selected only by tests (HERALD_TEST_BROKEN_VARIANT), to show that the
+ * at-least-once tests can fail: each one removes one rule of the protocol.
+ */
+export type BrokenVariant = 'advance-before-delivery' | 'seek-latest' | 'no-skip-guard' | 'autocommit'
+
+export interface DistributorDeps {
+  kafka: Kafka
+  redis: Redis
+  keys: RedisKeys
+  statuses: StatusStore
+  channel: Channel
+  config: Config
+  logger: Logger
+  metrics: DistributorMetrics
+  topics: { main: string; deadLetter: string; events: string }
+  groupId: string
+  brokenVariant?: BrokenVariant
+}
+
+/** A claimed partition: its fencing token and tracker. Replaced on every claim; old ones are dropped. */
+interface PartitionState {
+  partition: number
+  token: number
+  tracker: PartitionTracker
+  /** Highest next offset Redis accepted from this claim. */
+  recorded: number
+  fenced: boolean
+  joinSeq: number
+}
+
+type Finished =
+  | { record: NotificationRecord; status: 'delivered'; attempts: number; latencyMs: number }
+  | {
+      record: NotificationRecord
+      status: 'dead_lettered'
+      attempts: number
+      error: string
+      failureClass: string
+    }
+  | { record: NotificationRecord; status: 'expired'; attempts: number }
+  | { record: undefined; status: 'dead_lettered'; attempts: number; error: string; failureClass: string }
+
+/** Runs `work` over `items` with at most `limit` at once. */
+async function forEachLimited<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let index = 0
+  const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (index < items.length) {
+      const item = items[index++] as T
+      await work(item)
+    }
+  })
+  await Promise.all(runners)
+}
+
+export class Distributor {
+  readonly #deps: DistributorDeps
+  readonly #log: Logger
+  readonly #consumer: Consumer
+  readonly #producer: Producer
+  readonly #admin: Admin
+  readonly #offsets: OffsetStore
+  readonly #partitions = new Map<number, PartitionState>()
+  readonly #stop = new AbortController()
+  #joinSeq = 0
+  #joins: Promise<void> = Promise.resolve()
+  #memberId = ''
+  #lastHeartbeatAt = 0
+  #running = false
+  #crashed: ((error: Error) => void) | undefined
+
+  constructor(deps: DistributorDeps) {
+    this.#deps = deps
+    this.#log = deps.logger.child({ topic: deps.topics.main })
+    const session = deps.config.kafka.sessionTimeoutMs
+    this.#consumer = deps.kafka.consumer({
+      groupId: deps.groupId,
+      sessionTimeout: session,
+      heartbeatInterval: Math.max(500, Math.floor(session / 10)),
+      rebalanceTimeout: Math.max(session, 60_000),
+      allowAutoTopicCreation: false,
+      maxWaitTimeInMs: 500,
+      retry: { retries: 10 },
+    })
+    this.#producer = deps.kafka.producer({
+      allowAutoTopicCreation: false,
+      createPartitioner: Partitioners.DefaultPartitioner,
+      idempotent: false,
+    })
+    this.#admin = deps.kafka.admin()
+    this.#offsets = new OffsetStore(deps.redis, deps.keys, deps.groupId, deps.topics.main)
+  }
+
+  get offsets(): OffsetStore {
+    return this.#offsets
+  }
+
+  /** Partitions claimed now (for /readyz and tests). */
+  get heldPartitions(): number[] {
+    return [...this.#partitions.keys()].sort((a, b) => a - b)
+  }
+
+  get running(): boolean {
+    return this.#running
+  }
+
+  /** Connects and starts consuming. `onCrash` is called when kafkajs gives up (the process should exit). */
+  async start(onCrash: (error: Error) => void): Promise<void> {
+    this.#crashed = onCrash
+    const c = this.#consumer
+    await Promise.all([this.#producer.connect(), this.#admin.connect(), c.connect()])
+    c.on(c.events.GROUP_JOIN, (event) => this.#onGroupJoin(event))
+    c.on(c.events.HEARTBEAT, () => {
+      this.#lastHeartbeatAt = Date.now()
+    })
+    c.on(c.events.CRASH, (event) => {
+      const { error, restart } = event.payload
+      this.#log.error({ err: error, restart }, 'kafkajs consumer crashed')
+      if (!restart) this.#crashed?.(error)
+    })
+    const autocommit = this.#deps.brokenVariant === 'autocommit'
+    await c.subscribe({ topic: this.#deps.topics.main, fromBeginning: true })
+    await c.run({
+      autoCommit: autocommit,
+      eachBatchAutoResolve: autocommit,
+      partitionsConsumedConcurrently: Math.max(1, this.#deps.config.topics.partitions),
+      eachBatch: (payload) => this.#onBatch(payload),
+    })
+    this.#running = true
+  }
+
+  /**
+   * Stops fetching, lets in-flight deliveries finish within the shutdown bound (then aborts them: they stay
+   * unfinished and are delivered again later), records offsets for what finished, leaves the group.
+   */
+  async stop(): Promise<void> {
+    if (!this.#running) return
+    this.#running = false
+    const bound = setTimeout(
+      () => this.#stop.abort(new Error('shutdown bound reached')),
+      this.#deps.config.shutdownTimeoutMs,
+    )
+    try {
+      await this.#consumer.stop()
+    } finally {
+      clearTimeout(bound)
+      this.#stop.abort(new Error('stopped'))
+      await this.#consumer.disconnect().catch(() => {})
+      await this.#producer.disconnect().catch(() => {})
+      await this.#admin.disconnect().catch(() => {})
+    }
+  }
+
+  // --- Rule 1: claim on every join ---------------------------------------------------------------------
+
+  #onGroupJoin(event: ConsumerGroupJoinEvent): void {
+    const topic = this.#deps.topics.main
+    const assigned = [...(event.payload.memberAssignment[topic] ?? [])].sort((a, b) => a - b)
+    // Synchronously, before kafkajs fetches again: nothing is fetched until the claim sought every partition.
+    if (assigned.length > 0) this.#consumer.pause([{ topic, partitions: assigned }])
+    const seq = ++this.#joinSeq
+    this.#memberId = event.payload.memberId
+    // Every rebalance drops kafkajs' positions, even for kept partitions: every claim starts over.
+    this.#partitions.clear()
+    this.#deps.metrics.partitionsHeld.set(0)
+    this.#log.info({ assigned, memberId: this.#memberId }, 'joined the group; claiming partitions')
+    this.#joins = this.#joins.then(() => this.#claimUntilDone(seq, assigned))
+  }
+
+  /** One join at a time; a failed claim is retried until it succeeds or a newer join supersedes it. */
+  async #claimUntilDone(seq: number, partitions: number[]): Promise<void> {
+    for (let attempt = 1; seq === this.#joinSeq && !this.#stop.signal.aborted; attempt++) {
+      try {
+        await this.#claim(seq, partitions)
+        return
+      } catch (error) {
+        this.#deps.metrics.claims.inc({ source: 'failed' }, partitions.length)
+        const wait = Math.min(10_000, 250 * 2 ** Math.min(attempt, 6))
+        this.#log.error({ err: error, attempt, waitMs: wait }, 'claiming partitions failed; retrying')
+        await abortableSleep(wait, this.#stop.signal).catch(() => {})
+      }
+    }
+  }
+
+  async #claim(seq: number, partitions: number[]): Promise<void> {
+    if (partitions.length === 0) return
+    const { main: topic } = this.#deps.topics
+    const claims = await this.#offsets.claim(partitions, `${this.#memberId}@${hostname()}`)
+    const committed = new Map<number, number>()
+    if (claims.some((c) => c.next === undefined)) {
+      const [offsets] = await this.#admin.fetchOffsets({ groupId: this.#deps.groupId, topics: [topic] })
+      for (const p of offsets?.partitions ?? []) {
+        const offset = Number(p.offset)
+        if (offset >= 0) committed.set(p.partition, offset)
+      }
+    }
+    const bounds = new Map(
+      (await this.#admin.fetchTopicOffsets(topic)).map((p) => [
+        p.partition,
+        { low: Number(p.low), high: Number(p.high) },
+      ]),
+    )
+    if (seq !== this.#joinSeq) return // a newer join owns the partitions now
+    for (const claim of claims) {
+      const { low, high } = bounds.get(claim.partition) ?? { low: 0, high: 0 }
+      const fromKafka = committed.get(claim.partition)
+      let source = claim.next !== undefined ? 'redis' : fromKafka !== undefined ? 'kafka' : 'log_start'
+      let next = claim.next ?? fromKafka ?? low
+      if (this.#deps.brokenVariant === 'seek-latest' || this.#deps.brokenVariant === 'autocommit') {
+        next = this.#deps.brokenVariant === 'seek-latest' ? high : (fromKafka ?? high)
+      }
+      const log = this.#log.child({ partition: claim.partition })
+      if (next > high) {
+        // Topic recreated or broker data lost: keeping next would skip every new record below it.
+        this.#deps.metrics.offsetOutOfRange.inc({ kind: 'above_end' })
+        const reset = fromKafka !== undefined && fromKafka <= high ? fromKafka : low
+        log.error(
+          { stored: next, logStart: low, logEnd: high, resetTo: reset },
+          'ALERT: stored offset is above the log end (topic recreated or data lost?); not skipping: resetting',
+        )
+        await this.#offsets.advance(claim.partition, claim.token, reset, 'reset')
+        next = reset
+        source = 'reset'
+      }
+      if (next < low) {
+        this.#deps.metrics.offsetOutOfRange.inc({ kind: 'below_start' })
+        this.#deps.metrics.expiredRecords.inc(low - next)
+        log.error(
+          { stored: next, logStart: low, expired: low - next },
+          'ALERT: records expired by retention before they were finished',
+        )
+        next = low
+      }
+      this.#deps.metrics.claims.inc({ source })
+      this.#partitions.set(claim.partition, {
+        partition: claim.partition,
+        token: claim.token,
+        tracker: new PartitionTracker(next),
+        recorded: claim.next ?? -1,
+        fenced: false,
+        joinSeq: seq,
+      })
+      this.#consumer.seek({ topic, partition: claim.partition, offset: String(next) })
+      log.info({ next, source, token: claim.token, logStart: low, logEnd: high }, 'claimed partition')
+    }
+    this.#consumer.resume([{ topic, partitions }])
+    this.#deps.metrics.partitionsHeld.set(this.#partitions.size)
+  }
+
+  // --- Rules 2–5: track, finish, advance, mirror ----------------------------------------------------------
+
+  async #onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    const state = this.#partitions.get(batch.partition)
+    if (!state || state.fenced || isStale() || !isRunning()) return
+    const { tracker } = state
+    const variant = this.#deps.brokenVariant
+    const accepted: KafkaMessage[] = []
+    let lastInOrder: string | undefined
+    for (const message of batch.messages) {
+      const offset = Number(message.offset)
+      let decision = tracker.offer(offset)
+      if (decision === 'skip' && variant === 'no-skip-guard') decision = 'accept'
+      if (decision === 'gap') {
+        this.#log.warn(
+          { partition: batch.partition, offset, expected: tracker.expected },
+          'offset gap; seeking back',
+        )
+        this.#consumer.seek({
+          topic: batch.topic,
+          partition: batch.partition,
+          offset: String(tracker.expected),
+        })
+        break
+      }
+      lastInOrder = message.offset
+      if (decision === 'accept') accepted.push(message)
+    }
+    if (variant === 'advance-before-delivery' && accepted.length > 0) {
+      const last = Number(accepted[accepted.length - 1]?.offset)
+      await this.#offsets.advance(batch.partition, state.token, last + 1)
+    }
+    if (accepted.length > 0) await this.#processWithHeartbeats(state, batch, accepted, heartbeat)
+    if (variant !== 'autocommit') await this.#advance(state)
+    if (lastInOrder !== undefined && !state.fenced) resolveOffset(lastInOrder)
+  }
+
+  /** Delivers the accepted messages, one recipient (key) at a time in order, keys concurrently. */
+  async #processWithHeartbeats(
+    state: PartitionState,
+    batch: Batch,
+    messages: KafkaMessage[],
+    heartbeat: () => Promise<void>,
+  ): Promise<void> {
+    const byKey = new Map<string, KafkaMessage[]>()
+    for (const m of messages) {
+      const key = m.key?.toString('latin1') ?? ''
+      const list = byKey.get(key)
+      if (list) list.push(m)
+      else byKey.set(key, [m])
+    }
+    const finished: Array<{ offset: number; result: Finished }> = []
+    const deadLetters: DeadLetter[] = []
+    const work = forEachLimited([...byKey.values()], this.#deps.config.delivery.concurrency, async (list) => {
+      for (const message of list) {
+        const result = await this.#processOne(batch, message, deadLetters)
+        if (result === undefined) return // not finished (shutdown or a future version): later ones wait too
+        finished.push({ offset: Number(message.offset), result })
+      }
+    })
+    // kafkajs heartbeats only from inside the handler: keep the membership alive during long batches.
+    let done = false
+    const beating = (async () => {
+      while (!done) {
+        await Promise.race([work.catch(() => {}), abortableSleep(1000, this.#stop.signal).catch(() => {})])
+        if (!done && !this.#stop.signal.aborted) await heartbeat()
+      }
+    })()
+    try {
+      await work
+    } finally {
+      done = true
+    }
+    await beating.catch((error) => {
+      this.#log.warn({ err: error }, 'heartbeat failed during a batch (rebalance?)')
+    })
+    // Rule 3: a message is finished only once its dead letter is acknowledged and its status and event
+    // are written.
+    await writeDeadLetters(this.#producer, this.#deps.topics.deadLetter, deadLetters)
+    await this.#recordOutcomes(finished.map((f) => f.result))
+    for (const { offset } of finished) state.tracker.finish(offset)
+  }
+
+  /** Returns how the message finished, or undefined when it did not (it will be delivered again). */
+  async #processOne(
+    batch: Batch,
+    message: KafkaMessage,
+    deadLetters: DeadLetter[],
+  ): Promise<Finished | undefined> {
+    const decoded = decodeRecord(message.value)
+    const base = { topic: batch.topic, partition: batch.partition, message }
+    if (decoded.kind === 'poison') {
+      this.#deps.metrics.poison.inc()
+      this.#log.warn(
+        { partition: batch.partition, offset: message.offset, reason: decoded.reason },
+        'poison record',
+      )
+      deadLetters.push({ ...base, reason: decoded.reason, failureClass: 'poison', attempts: 0 })
+      return {
+        record: undefined,
+        status: 'dead_lettered',
+        attempts: 0,
+        error: decoded.reason,
+        failureClass: 'poison',
+      }
+    }
+    if (decoded.kind === 'future-version') {
+      this.#log.error(
+        { partition: batch.partition, offset: message.offset, version: decoded.version },
+        'ALERT: record from a newer Herald version; upgrade this distributor (the partition waits)',
+      )
+      return undefined
+    }
+    const record = decoded.record
+    if (record.expiresAt !== undefined && Date.parse(record.expiresAt) < Date.now()) {
+      return { record, status: 'expired', attempts: 0 }
+    }
+    const log = this.#log.child({ partition: batch.partition, offset: message.offset, id: record.id })
+    const started = performance.now()
+    try {
+      const { maxAttempts, retryBaseMs, retryCapMs } = this.#deps.config.delivery
+      const outcome = await deliver(this.#deps.channel, record, {
+        maxAttempts,
+        backoff: { baseMs: retryBaseMs, capMs: retryCapMs },
+        maxInlineWaitMs: Math.floor(this.#deps.config.kafka.sessionTimeoutMs / 3),
+        signal: this.#stop.signal,
+        onAttemptFailed: (attempt, error, waitMs) => {
+          this.#deps.metrics.attemptsFailed.inc({ class: error.failureClass })
+          log.warn(
+            { code: error.code, class: error.failureClass, waitMs },
+            `delivery attempt ${attempt} of ${maxAttempts} failed: ${error.message}`,
+          )
+        },
+      })
+      const latencyMs = performance.now() - started
+      if (outcome.outcome === 'delivered') {
+        return { record, status: 'delivered', attempts: outcome.attempts, latencyMs }
+      }
+      deadLetters.push({
+        ...base,
+        reason: outcome.error.message,
+        failureClass: outcome.failureClass,
+        attempts: outcome.attempts,
+      })
+      return {
+        record,
+        status: 'dead_lettered',
+        attempts: outcome.attempts,
+        error: outcome.error.message,
+        failureClass: outcome.failureClass,
+      }
+    } catch (error) {
+      log.info({ reason: errorMessage(error) }, 'delivery abandoned (shutdown); it will be delivered again')
+      return undefined
+    }
+  }
+
+  /** Statuses (one Lua script each, pipelined) and one event per finished notification, acks=all. */
+  async #recordOutcomes(results: Finished[]): Promise<void> {
+    if (results.length === 0) return
+    const { metrics, statuses, channel } = this.#deps
+    const now = new Date().toISOString()
+    await Promise.all(
+      results.map((r) =>
+        r.record === undefined
+          ? undefined
+          : statuses.set(r.record.id, r.status, 'move', {
+              channel: channel.name,
+              attempts: r.attempts,
+              ...('error' in r ? { lastError: r.error.slice(0, 500) } : {}),
+            }),
+      ),
+    )
+    const events = results.flatMap((r) =>
+      r.record === undefined
+        ? []
+        : [
+            {
+              key: r.record.id,
+              value: JSON.stringify({
+                id: r.record.id,
+                channel: r.record.channel,
+                status: r.status,
+                attempts: r.attempts,
+                at: now,
+                ...('error' in r ? { error: r.error.slice(0, 500), class: r.failureClass } : {}),
+              }),
+            },
+          ],
+    )
+    if (events.length > 0)
+      await this.#producer.send({ topic: this.#deps.topics.events, acks: -1, messages: events })
+    for (const r of results) {
+      metrics.deliveries.inc({ outcome: r.status })
+      if (r.status === 'delivered') {
+        metrics.deliveryLatency.observe(r.latencyMs / 1000)
+        metrics.endToEndLatency.observe((Date.now() - Date.parse(r.record.createdAt)) / 1000)
+      }
+    }
+  }
+
+  /** Rule 4 and 5: record the finished prefix in Redis (current token only), then mirror it to Kafka. */
+  async #advance(state: PartitionState): Promise<void> {
+    const next = state.tracker.next
+    if (next <= state.recorded || state.fenced) return
+    const result = await this.#offsets.advance(state.partition, state.token, next)
+    this.#deps.metrics.offsetAdvances.inc({ result: result.status })
+    switch (result.status) {
+      case 'written':
+      case 'not-higher':
+        state.recorded = next
+        await this.#consumer
+          .commitOffsets([
+            { topic: this.#deps.topics.main, partition: state.partition, offset: String(next) },
+          ])
+          .catch((error) =>
+            this.#log.debug({ err: error, partition: state.partition }, 'mirror commit failed'),
+          )
+        return
+      case 'fenced':
+        this.#fence(state, result.stored)
+        return
+      case 'token-missing': {
+        // Redis lost the claim (restarted empty): claim again; the tracker knows what finished.
+        const [claim] = await this.#offsets.claim([state.partition], `${this.#memberId}@${hostname()}`)
+        if (!claim || this.#partitions.get(state.partition) !== state) return
+        state.token = claim.token
+        this.#log.warn(
+          { partition: state.partition, token: claim.token },
+          'offset claim was missing in Redis; claimed again',
+        )
+        await this.#advance(state)
+        return
+      }
+    }
+  }
+
+  /**
+   * Rule 6: another consumer claimed this partition after us. Stop delivering it. If our own membership is
+   * confirmed by a heartbeat after the refusal and no rebalance happened meanwhile, we are the rightful
+   * owner (the other claim was a zombie's) and claim again; otherwise the next join settles it.
+   */
+  #fence(state: PartitionState, stored: number | undefined): void {
+    const { main: topic } = this.#deps.topics
+    state.fenced = true
+    this.#deps.metrics.fenced.inc()
+    this.#deps.metrics.stalled.inc()
+    this.#consumer.pause([{ topic, partitions: [state.partition] }])
+    this.#log.warn(
+      { partition: state.partition, token: state.token, stored },
+      'offset advance refused: another consumer claimed this partition; stopped delivering it',
+    )
+    const refusedAt = Date.now()
+    const seq = this.#joinSeq
+    void (async () => {
+      while (
+        seq === this.#joinSeq &&
+        !this.#stop.signal.aborted &&
+        this.#partitions.get(state.partition) === state
+      ) {
+        if (this.#lastHeartbeatAt > refusedAt) {
+          this.#deps.metrics.stalled.dec()
+          this.#log.warn(
+            { partition: state.partition },
+            'membership confirmed after the refusal; claiming again',
+          )
+          this.#joins = this.#joins.then(() => this.#claimUntilDone(seq, [state.partition]))
+          return
+        }
+        await abortableSleep(250, this.#stop.signal).catch(() => {})
+      }
+      this.#deps.metrics.stalled.dec()
+    })()
+  }
+}

@@ -1,0 +1,79 @@
+// The Redis side of the offset protocol (ARCHITECTURE.md, "Delivery guarantee"): claims with fencing tokens
+// and advances of a partition's next offset. Invariant: the stored next is never past the partition's first
+// unfinished message. The scripts beside this file are the only writers of the offsets hash.
+import { callScript, defineScripts, type Redis } from '@herald/shared/redis/client'
+import type { RedisKeys } from '@herald/shared/redis/keys'
+
+export interface Claim {
+  partition: number
+  token: number
+  /** Stored next offset, or undefined when Redis has none for this partition. */
+  next: number | undefined
+}
+
+export type AdvanceResult =
+  | { status: 'written'; next: number }
+  | { status: 'not-higher'; stored: number }
+  | { status: 'fenced'; stored: number | undefined }
+  | { status: 'token-missing'; stored: number | undefined }
+
+const advanceStatus = { 1: 'written', 0: 'not-higher', [-1]: 'fenced', [-2]: 'token-missing' } as const
+
+export class OffsetStore {
+  readonly #redis: Redis
+  readonly #key: string
+
+  constructor(redis: Redis, keys: RedisKeys, group: string, topic: string) {
+    this.#redis = redis
+    this.#key = keys.offsets(group, topic)
+    defineScripts(redis, new URL('./', import.meta.url))
+  }
+
+  /** Claims the partitions (one script call each, pipelined) and returns their tokens and stored offsets. */
+  async claim(partitions: readonly number[], claimant: string): Promise<Claim[]> {
+    const pipeline = this.#redis.pipeline()
+    for (const partition of partitions)
+      callScript(pipeline, 'claimPartition', [this.#key], [partition, claimant])
+    const replies = (await pipeline.exec()) ?? []
+    return partitions.map((partition, i) => {
+      const [error, reply] = replies[i] ?? [new Error('no reply')]
+      if (error) throw error
+      const [token, next] = reply as [number, number]
+      return { partition, token, next: next < 0 ? undefined : next }
+    })
+  }
+
+  /** Writes `next` for the partition if `token` is current and (mode advance) it is higher than stored. */
+  async advance(
+    partition: number,
+    token: number,
+    next: number,
+    mode: 'advance' | 'reset' = 'advance',
+  ): Promise<AdvanceResult> {
+    const [code, stored] = (await callScript(
+      this.#redis,
+      'advanceOffset',
+      [this.#key],
+      [partition, token, next, mode],
+    )) as [1 | 0 | -1 | -2, number]
+    const status = advanceStatus[code]
+    switch (status) {
+      case 'written':
+        return { status, next: stored }
+      case 'not-higher':
+        return { status, stored }
+      default:
+        return { status, stored: stored < 0 ? undefined : stored }
+    }
+  }
+
+  /** Stored next offsets by partition (for lag metrics and tests). */
+  async read(): Promise<Map<number, number>> {
+    const hash = await this.#redis.hgetall(this.#key)
+    const offsets = new Map<number, number>()
+    for (const [field, value] of Object.entries(hash)) {
+      if (/^\d+$/.test(field)) offsets.set(Number(field), Number(value))
+    }
+    return offsets
+  }
+}

@@ -1,0 +1,41 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { PartitionTracker } from '../../src/offsets/tracker.ts'
+
+test('next moves only over the contiguous finished prefix', () => {
+  const t = new PartitionTracker(10)
+  for (const o of [10, 11, 12, 13]) assert.equal(t.offer(o), 'accept')
+  t.finish(11)
+  t.finish(13)
+  assert.equal(t.next, 10, 'an unfinished 10 holds next back')
+  t.finish(10)
+  assert.equal(t.next, 12, 'then 10 and 11 are done, 12 is not')
+  t.finish(12)
+  assert.equal(t.next, 14)
+  assert.equal(t.inFlight, 0)
+})
+
+test('a message below the claimed offset is skipped', () => {
+  const t = new PartitionTracker(5)
+  assert.equal(t.offer(3), 'skip')
+  assert.equal(t.offer(4), 'skip')
+  assert.equal(t.offer(5), 'accept')
+  assert.equal(t.offer(5), 'skip', 'an offset accepted before is not accepted twice')
+})
+
+test('an offset above the expected one is a gap, not accepted', () => {
+  const t = new PartitionTracker(7)
+  assert.equal(t.offer(9), 'gap')
+  assert.equal(t.expected, 7)
+  assert.equal(t.offer(7), 'accept')
+})
+
+test('finishing an offset that was never accepted changes nothing', () => {
+  const t = new PartitionTracker(0)
+  t.offer(0)
+  t.finish(5)
+  t.finish(-1)
+  assert.equal(t.next, 0)
+  t.finish(0)
+  assert.equal(t.next, 1)
+})
