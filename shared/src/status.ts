@@ -1,4 +1,4 @@
-// Notification statuses in Redis, changed only through the setStatus script.
+// Notification statuses in Redis, changed only through the changeStatus script.
 import type { Channel } from './config.ts'
 import { callScript, type Redis } from './redis/client.ts'
 import type { RedisKeys } from './redis/keys.ts'
@@ -40,7 +40,7 @@ export class StatusStore {
     const pairs = Object.entries(fields).flatMap(([k, v]) => [k, String(v)])
     const [applied, after] = (await callScript(
       this.#redis,
-      'setStatus',
+      'changeStatus',
       [this.#keys.status(id)],
       [status, mode, new Date().toISOString(), this.#ttlSeconds, ...pairs],
     )) as [number, Status]

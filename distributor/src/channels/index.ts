@@ -2,12 +2,23 @@
 import type { Config } from '@herald/shared/config'
 import type { Channel } from './channel.ts'
 import { createEmailChannel } from './email.ts'
+import { createSlackChannel } from './slack.ts'
+import { createSmsChannel } from './sms.ts'
 
 export function createChannel(config: Config): Channel {
   switch (config.channel) {
     case 'email':
       return createEmailChannel({ smtpUrl: config.email.smtpUrl, from: config.email.from })
+    case 'sms': {
+      const { accountSid, authToken, from, apiUrl } = config.sms
+      // loadConfig requires these when CHANNEL=sms.
+      if (!accountSid || !authToken || !from)
+        throw new Error('TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM are required')
+      return createSmsChannel({ accountSid, authToken, from, ...(apiUrl ? { apiUrl } : {}) })
+    }
+    case 'slack':
+      return createSlackChannel({ webhooks: config.slack.webhooks })
     default:
-      throw new Error(`channel ${config.channel} is not implemented yet`)
+      throw new Error('CHANNEL is required')
   }
 }

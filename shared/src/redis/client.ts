@@ -25,6 +25,12 @@ export function defineScripts(redis: Redis, dir: URL): string[] {
     const match = /^(\w+)-(\d+)\.lua$/.exec(file)
     if (!match?.[1] || !match[2]) continue
     const lua = readFileSync(new URL(file, dir), 'utf8')
+    // A script named like an ioredis method would replace it (e.g. `setStatus` breaks connecting).
+    const existing = (redis as unknown as Record<string, unknown>)[match[1]]
+    const ours =
+      (redis as unknown as { scriptsSet?: Record<string, unknown> }).scriptsSet?.[match[1]] !== undefined
+    if (existing !== undefined && !ours)
+      throw new Error(`Redis script ${file} would shadow the ioredis method ${match[1]}`)
     redis.defineCommand(match[1], { numberOfKeys: Number(match[2]), lua })
     names.push(match[1])
   }

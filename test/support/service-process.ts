@@ -1,0 +1,130 @@
+// Herald's services as real child processes, for tests that kill, freeze and restart them.
+import { type ChildProcess, spawn } from 'node:child_process'
+import { join } from 'node:path'
+import { repoRoot } from '../../dev/lib/process.ts'
+
+export interface ServiceProcess {
+  readonly child: ChildProcess
+  readonly name: string
+  /** Every log line so far (pino JSON lines, parsed when possible). */
+  readonly lines: Array<Record<string, unknown>>
+  waitForLog(
+    match: (line: Record<string, unknown>) => boolean,
+    timeoutMs?: number,
+  ): Promise<Record<string, unknown>>
+  /** Resolves with the exit code (or signal name) once the process ended. */
+  exited: Promise<number | string>
+  kill(signal?: NodeJS.Signals): void
+}
+
+export function startService(
+  name: string,
+  script: 'api' | 'distributor',
+  env: Record<string, string>,
+): ServiceProcess {
+  const entry = join(repoRoot, script, 'src', 'main.ts')
+  const child = spawn(process.execPath, ['--disable-warning=TimeoutNegativeWarning', entry], {
+    cwd: repoRoot,
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      KAFKAJS_NO_PARTITIONER_WARNING: '1',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const lines: Array<Record<string, unknown>> = []
+  const waiters: Array<{
+    match: (l: Record<string, unknown>) => boolean
+    resolve: (l: Record<string, unknown>) => void
+  }> = []
+  const onText = (stream: 'stdout' | 'stderr') => {
+    let buffered = ''
+    return (chunk: Buffer) => {
+      buffered += chunk.toString('utf8')
+      let newline = buffered.indexOf('\n')
+      while (newline >= 0) {
+        const text = buffered.slice(0, newline)
+        buffered = buffered.slice(newline + 1)
+        let line: Record<string, unknown>
+        try {
+          line = JSON.parse(text) as Record<string, unknown>
+        } catch {
+          line = { msg: text, stream }
+        }
+        lines.push(line)
+        if (process.env.HERALD_TEST_VERBOSE) console.log(`[${name}] ${text}`)
+        for (const w of [...waiters]) {
+          if (w.match(line)) {
+            waiters.splice(waiters.indexOf(w), 1)
+            w.resolve(line)
+          }
+        }
+        newline = buffered.indexOf('\n')
+      }
+    }
+  }
+  child.stdout?.on('data', onText('stdout'))
+  child.stderr?.on('data', onText('stderr'))
+  const exited = new Promise<number | string>((resolve) => {
+    child.once('exit', (code, signal) => resolve(code ?? signal ?? -1))
+  })
+  return {
+    child,
+    name,
+    lines,
+    exited,
+    kill: (signal = 'SIGTERM') => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal)
+    },
+    waitForLog(match, timeoutMs = 30_000) {
+      const found = lines.find(match)
+      if (found) return Promise.resolve(found)
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          const tail = lines
+            .slice(-15)
+            .map((l) => JSON.stringify(l))
+            .join('\n')
+          reject(
+            new Error(`${name}: expected log line not seen within ${timeoutMs} ms; last lines:\n${tail}`),
+          )
+        }, timeoutMs)
+        const waiter = {
+          match,
+          resolve: (l: Record<string, unknown>) => {
+            clearTimeout(timer)
+            resolve(l)
+          },
+        }
+        waiters.push(waiter)
+        void exited.then((code) => {
+          if (waiters.includes(waiter)) {
+            clearTimeout(timer)
+            const tail = lines
+              .slice(-15)
+              .map((l) => JSON.stringify(l))
+              .join('\n')
+            reject(new Error(`${name} exited (${code}) before the expected log line; last lines:\n${tail}`))
+          }
+        })
+      })
+    },
+  }
+}
+
+/** Polls `check` until it returns a value other than undefined. */
+export async function eventually<T>(
+  what: string,
+  check: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 60_000,
+  intervalMs = 100,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await check()
+    if (value !== undefined) return value
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, intervalMs))
+  }
+}
