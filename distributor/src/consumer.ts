@@ -20,6 +20,7 @@ import type {
 } from 'kafkajs'
 import { Partitioners } from 'kafkajs'
 import { abortableSleep } from './backoff.ts'
+import { Breaker } from './breaker.ts'
 import type { Channel } from './channels/channel.ts'
 import { type DeadLetter, writeDeadLetters } from './dead-letters.ts'
 import { deliver } from './delivery.ts'
@@ -96,6 +97,9 @@ export class Distributor {
   #memberId = ''
   #lastHeartbeatAt = 0
   #running = false
+  #probeTimer: NodeJS.Timeout | undefined
+  #breakerReported = false
+  readonly #breaker: Breaker
   #crashed: ((error: Error) => void) | undefined
 
   constructor(deps: DistributorDeps) {
@@ -118,6 +122,11 @@ export class Distributor {
     })
     this.#admin = deps.kafka.admin()
     this.#offsets = new OffsetStore(deps.redis, deps.keys, deps.groupId, deps.topics.main)
+    this.#breaker = new Breaker({
+      failureThreshold: deps.config.breaker.threshold,
+      probeDelayMs: deps.config.breaker.probeMs,
+      maxProbeDelayMs: deps.config.breaker.probeMaxMs,
+    })
   }
 
   get offsets(): OffsetStore {
@@ -320,6 +329,23 @@ export class Distributor {
     messages: KafkaMessage[],
     heartbeat: () => Promise<void>,
   ): Promise<void> {
+    // Crash-loop guard: count every start of a record's delivery before it begins; the count survives a
+    // crash, and a record that keeps killing the process is dead-lettered instead of blocking its partition.
+    const attemptsKey = this.#deps.keys.attempts(this.#deps.groupId, batch.topic)
+    const counters = this.#deps.redis.pipeline()
+    for (const m of messages) {
+      counters.hincrby(attemptsKey, `${batch.partition}:${m.offset}:starts`, 1)
+      counters.hget(attemptsKey, `${batch.partition}:${m.offset}:attempts`)
+    }
+    const replies = (await counters.exec()) ?? []
+    const history = new Map<string, { starts: number; attempts: number }>()
+    messages.forEach((m, i) => {
+      history.set(m.offset, {
+        starts: Number(replies[2 * i]?.[1] ?? 1),
+        attempts: Number(replies[2 * i + 1]?.[1] ?? 0),
+      })
+    })
+
     const byKey = new Map<string, KafkaMessage[]>()
     for (const m of messages) {
       const key = m.key?.toString('latin1') ?? ''
@@ -329,10 +355,21 @@ export class Distributor {
     }
     const finished: Array<{ offset: number; result: Finished }> = []
     const deadLetters: DeadLetter[] = []
+    const released: string[] = []
+    let resumeAfterMs: number | undefined
     const work = forEachLimited([...byKey.values()], this.#deps.config.delivery.concurrency, async (list) => {
-      for (const message of list) {
-        const result = await this.#processOne(batch, message, deadLetters)
-        if (result === undefined) return // not finished (shutdown or a future version): later ones wait too
+      for (const [i, message] of list.entries()) {
+        const result = await this.#processOne(batch, message, history.get(message.offset), deadLetters)
+        if (result.status === 'unfinished') {
+          // Later messages of this recipient wait too, so one recipient's notifications stay in order.
+          for (const later of list.slice(i)) {
+            state.tracker.release(Number(later.offset))
+            released.push(later.offset)
+          }
+          if (result.retryInMs !== undefined)
+            resumeAfterMs = Math.min(resumeAfterMs ?? Infinity, result.retryInMs)
+          return
+        }
         finished.push({ offset: Number(message.offset), result })
       }
     })
@@ -357,22 +394,41 @@ export class Distributor {
     await writeDeadLetters(this.#producer, this.#deps.topics.deadLetter, deadLetters)
     await this.#recordOutcomes(finished.map((f) => f.result))
     for (const { offset } of finished) state.tracker.finish(offset)
+    if (finished.length > 0) {
+      const fields = finished.flatMap(({ offset }) => [
+        `${batch.partition}:${offset}:starts`,
+        `${batch.partition}:${offset}:attempts`,
+      ])
+      await this.#deps.redis.hdel(attemptsKey, ...fields)
+    }
+    if (released.length > 0) {
+      // Handed back on purpose (backoff, breaker, shutdown), not crashed: this start does not count.
+      const undo = this.#deps.redis.pipeline()
+      for (const offset of released) undo.hincrby(attemptsKey, `${batch.partition}:${offset}:starts`, -1)
+      await undo.exec()
+    }
+    if (this.#breaker.state === 'closed' && this.#breakerReported) {
+      this.#breakerReported = false
+      this.#deps.metrics.breakerOpen.set(0)
+      this.#log.warn('breaker closed: the provider accepts deliveries again')
+    }
+    if (this.#breaker.blocking) this.#onBreakerOpen()
+    else if (resumeAfterMs !== undefined) this.#retryLater(state, resumeAfterMs)
   }
 
-  /** Returns how the message finished, or undefined when it did not (it will be delivered again). */
+  /** How the message finished, or 'unfinished' when it must be delivered again (and when to retry). */
   async #processOne(
     batch: Batch,
     message: KafkaMessage,
+    history: { starts: number; attempts: number } | undefined,
     deadLetters: DeadLetter[],
-  ): Promise<Finished | undefined> {
+  ): Promise<Finished | { status: 'unfinished'; retryInMs?: number }> {
     const decoded = decodeRecord(message.value)
     const base = { topic: batch.topic, partition: batch.partition, message }
+    const log = this.#log.child({ partition: batch.partition, offset: message.offset })
     if (decoded.kind === 'poison') {
       this.#deps.metrics.poison.inc()
-      this.#log.warn(
-        { partition: batch.partition, offset: message.offset, reason: decoded.reason },
-        'poison record',
-      )
+      log.warn({ reason: decoded.reason }, 'poison record: dead-lettered')
       deadLetters.push({ ...base, reason: decoded.reason, failureClass: 'poison', attempts: 0 })
       return {
         record: undefined,
@@ -383,54 +439,142 @@ export class Distributor {
       }
     }
     if (decoded.kind === 'future-version') {
-      this.#log.error(
-        { partition: batch.partition, offset: message.offset, version: decoded.version },
+      log.error(
+        { version: decoded.version },
         'ALERT: record from a newer Herald version; upgrade this distributor (the partition waits)',
       )
-      return undefined
+      return { status: 'unfinished', retryInMs: 60_000 }
     }
     const record = decoded.record
-    if (record.expiresAt !== undefined && Date.parse(record.expiresAt) < Date.now()) {
-      return { record, status: 'expired', attempts: 0 }
-    }
-    const log = this.#log.child({ partition: batch.partition, offset: message.offset, id: record.id })
-    const started = performance.now()
-    try {
-      const { maxAttempts, retryBaseMs, retryCapMs } = this.#deps.config.delivery
-      const outcome = await deliver(this.#deps.channel, record, {
-        maxAttempts,
-        backoff: { baseMs: retryBaseMs, capMs: retryCapMs },
-        maxInlineWaitMs: Math.floor(this.#deps.config.kafka.sessionTimeoutMs / 3),
-        signal: this.#stop.signal,
-        onAttemptFailed: (attempt, error, waitMs) => {
-          this.#deps.metrics.attemptsFailed.inc({ class: error.failureClass })
-          log.warn(
-            { code: error.code, class: error.failureClass, waitMs },
-            `delivery attempt ${attempt} of ${maxAttempts} failed: ${error.message}`,
-          )
-        },
-      })
-      const latencyMs = performance.now() - started
-      if (outcome.outcome === 'delivered') {
-        return { record, status: 'delivered', attempts: outcome.attempts, latencyMs }
-      }
-      deadLetters.push({
-        ...base,
-        reason: outcome.error.message,
-        failureClass: outcome.failureClass,
-        attempts: outcome.attempts,
-      })
+    const { maxAttempts, retryBaseMs, retryCapMs, crashLoopLimit } = this.#deps.config.delivery
+    const previous = history?.attempts ?? 0
+    if ((history?.starts ?? 1) > crashLoopLimit) {
+      const reason = `crash-loop: delivery started ${history?.starts} times without finishing`
+      this.#deps.metrics.crashLoops.inc()
+      log.error(
+        { id: record.id, starts: history?.starts },
+        'record keeps crashing the distributor: dead-lettered',
+      )
+      deadLetters.push({ ...base, reason, failureClass: 'crash-loop', attempts: previous })
       return {
         record,
         status: 'dead_lettered',
-        attempts: outcome.attempts,
-        error: outcome.error.message,
-        failureClass: outcome.failureClass,
+        attempts: previous,
+        error: reason,
+        failureClass: 'crash-loop',
+      }
+    }
+    if (record.expiresAt !== undefined && Date.parse(record.expiresAt) < Date.now()) {
+      return { record, status: 'expired', attempts: previous }
+    }
+    if (this.#breaker.blocking) return { status: 'unfinished' }
+    const attemptsKey = this.#deps.keys.attempts(this.#deps.groupId, batch.topic)
+    const started = performance.now()
+    try {
+      const outcome = await deliver(this.#deps.channel, record, {
+        maxAttempts,
+        previousAttempts: previous,
+        backoff: { baseMs: retryBaseMs, capMs: retryCapMs },
+        maxInlineWaitMs: Math.floor(this.#deps.config.kafka.sessionTimeoutMs / 3),
+        breaker: this.#breaker,
+        signal: this.#stop.signal,
+        onAttemptFailed: async (attempt, error, waitMs) => {
+          this.#deps.metrics.attemptsFailed.inc({ class: error.failureClass })
+          log.warn(
+            { id: record.id, code: error.code, class: error.failureClass, waitMs },
+            `delivery attempt ${attempt} of ${maxAttempts} failed: ${error.message}`,
+          )
+          if (waitMs === undefined) return
+          await this.#deps.redis.hset(attemptsKey, `${batch.partition}:${message.offset}:attempts`, attempt)
+          await this.#deps.statuses.set(record.id, 'retrying', 'move', {
+            channel: this.#deps.channel.name,
+            attempts: attempt,
+            lastError: error.message.slice(0, 500),
+          })
+        },
+      })
+      switch (outcome.outcome) {
+        case 'delivered':
+          return {
+            record,
+            status: 'delivered',
+            attempts: outcome.attempts,
+            latencyMs: performance.now() - started,
+          }
+        case 'dead-letter':
+          deadLetters.push({
+            ...base,
+            reason: outcome.error.message,
+            failureClass: outcome.failureClass,
+            attempts: outcome.attempts,
+          })
+          return {
+            record,
+            status: 'dead_lettered',
+            attempts: outcome.attempts,
+            error: outcome.error.message,
+            failureClass: outcome.failureClass,
+          }
+        case 'deferred':
+          this.#deps.metrics.deferred.inc({ reason: 'backoff' })
+          return { status: 'unfinished', retryInMs: outcome.waitMs }
+        case 'breaker-open':
+          this.#deps.metrics.deferred.inc({ reason: 'breaker' })
+          return { status: 'unfinished' }
       }
     } catch (error) {
-      log.info({ reason: errorMessage(error) }, 'delivery abandoned (shutdown); it will be delivered again')
-      return undefined
+      log.info(
+        { id: record.id, reason: errorMessage(error) },
+        'delivery abandoned (shutdown); it will be delivered again',
+      )
+      return { status: 'unfinished' }
     }
+  }
+
+  /**
+   * A long backoff: the partition pauses and is sought back to `next` when the wait is over, so the member
+   * keeps heartbeating and other partitions keep flowing. Released records are accepted again then.
+   */
+  #retryLater(state: PartitionState, waitMs: number): void {
+    const { main: topic } = this.#deps.topics
+    this.#consumer.pause([{ topic, partitions: [state.partition] }])
+    this.#deps.metrics.stalled.inc()
+    this.#log.info({ partition: state.partition, waitMs }, 'partition paused until its next retry is due')
+    const timer = setTimeout(() => {
+      this.#deps.metrics.stalled.dec()
+      if (this.#partitions.get(state.partition) !== state || state.fenced || this.#breaker.blocking) return
+      this.#consumer.seek({ topic, partition: state.partition, offset: String(state.tracker.next) })
+      this.#consumer.resume([{ topic, partitions: [state.partition] }])
+    }, waitMs)
+    timer.unref()
+  }
+
+  /** The provider is down or rejects Herald: pause every partition until a probe may start. */
+  #onBreakerOpen(): void {
+    const { main: topic } = this.#deps.topics
+    const held = [...this.#partitions.keys()]
+    if (held.length > 0) this.#consumer.pause([{ topic, partitions: held }])
+    if (this.#probeTimer) return
+    this.#breakerReported = true
+    this.#deps.metrics.breakerOpen.set(1)
+    this.#deps.metrics.breakerOpened.inc()
+    const waitMs = Math.max(0, this.#breaker.openUntil - Date.now())
+    this.#log.error(
+      { reason: this.#breaker.reason, probeInMs: waitMs },
+      'BREAKER OPEN: the provider is down or rejects our credentials; consumption paused, nothing dead-lettered',
+    )
+    this.#probeTimer = setTimeout(() => {
+      this.#probeTimer = undefined
+      if (!this.#breaker.tryHalfOpen()) return
+      this.#log.warn('breaker half-open: probing the provider')
+      for (const state of this.#partitions.values()) {
+        if (state.fenced) continue
+        this.#consumer.seek({ topic, partition: state.partition, offset: String(state.tracker.next) })
+      }
+      const probing = [...this.#partitions.values()].filter((s) => !s.fenced).map((s) => s.partition)
+      if (probing.length > 0) this.#consumer.resume([{ topic, partitions: probing }])
+    }, waitMs)
+    this.#probeTimer.unref()
   }
 
   /** Statuses (one Lua script each, pipelined) and one event per finished notification, acks=all. */

@@ -1,19 +1,32 @@
-// Delivering one notification: attempts, backoff between them, and the decision to dead-letter.
+// Delivering one notification: attempts, backoff between them, the breaker, and the decision to dead-letter.
 import type { NotificationRecord } from '@herald/shared/notification'
 import { abortableSleep, type BackoffPolicy, backoffDelay } from './backoff.ts'
+import type { Breaker } from './breaker.ts'
 import { type Channel, DeliveryError, type FailureClass } from './channels/channel.ts'
 
 export type DeliveryOutcome =
   | { outcome: 'delivered'; attempts: number; providerId?: string }
   | { outcome: 'dead-letter'; attempts: number; failureClass: FailureClass; error: DeliveryError }
+  /** The next attempt is due later than a handler may wait: release the message and come back. */
+  | { outcome: 'deferred'; attempts: number; waitMs: number; error: DeliveryError }
+  /** The channel's breaker is open: the attempt did not count; come back after the probe. */
+  | { outcome: 'breaker-open'; attempts: number }
 
 export interface DeliveryOptions {
   maxAttempts: number
+  /** Attempts made before (kept in Redis across restarts and deferrals). */
+  previousAttempts: number
   backoff: BackoffPolicy
   /** Longest wait between attempts inside one batch (a third of the session timeout at most). */
   maxInlineWaitMs: number
+  breaker: Breaker
   signal: AbortSignal
-  onAttemptFailed?: (attempt: number, error: DeliveryError, waitMs: number | undefined) => void
+  /** Called after each counted failed attempt, before waiting (persist the attempt count, log). */
+  onAttemptFailed?: (
+    attempt: number,
+    error: DeliveryError,
+    waitMs: number | undefined,
+  ) => Promise<void> | void
 }
 
 export function asDeliveryError(error: unknown): DeliveryError {
@@ -29,37 +42,40 @@ export function asDeliveryError(error: unknown): DeliveryError {
 }
 
 /**
- * Sends until the provider accepts, a permanent error, or `maxAttempts`. Provider and configuration
- * failures are retried like transient ones here; the channel breaker (failure handling) pauses on them.
- * Throws only when the signal aborts (shutdown): the message then stays unfinished and is redelivered.
+ * Sends until the provider accepts, a permanent error, or `maxAttempts`. Throws only when the signal
+ * aborts (shutdown): the message then stays unfinished and is delivered again later.
  */
 export async function deliver(
   channel: Channel,
   record: NotificationRecord,
   options: DeliveryOptions,
 ): Promise<DeliveryOutcome> {
-  for (let attempt = 1; ; attempt++) {
-    options.signal.throwIfAborted()
+  const { breaker, signal } = options
+  for (let attempt = options.previousAttempts + 1; ; attempt++) {
+    signal.throwIfAborted()
+    if (breaker.blocking) return { outcome: 'breaker-open', attempts: attempt - 1 }
     try {
-      const result = await channel.send(record, options.signal)
+      const result = await channel.send(record, signal)
+      breaker.recordSuccess()
       return {
         outcome: 'delivered',
         attempts: attempt,
         ...(result.providerId ? { providerId: result.providerId } : {}),
       }
     } catch (raw) {
-      options.signal.throwIfAborted()
+      signal.throwIfAborted()
       const error = asDeliveryError(raw)
+      if (breaker.recordFailure(error) !== 'counted')
+        return { outcome: 'breaker-open', attempts: attempt - 1 }
       if (error.failureClass === 'permanent' || attempt >= options.maxAttempts) {
-        options.onAttemptFailed?.(attempt, error, undefined)
+        await options.onAttemptFailed?.(attempt, error, undefined)
         return { outcome: 'dead-letter', attempts: attempt, failureClass: error.failureClass, error }
       }
-      const wait = Math.min(
-        backoffDelay(options.backoff, attempt, error.retryAfterMs),
-        options.maxInlineWaitMs,
-      )
-      options.onAttemptFailed?.(attempt, error, wait)
-      await abortableSleep(wait, options.signal)
+      const wait = backoffDelay(options.backoff, attempt, error.retryAfterMs)
+      await options.onAttemptFailed?.(attempt, error, wait)
+      if (wait > options.maxInlineWaitMs)
+        return { outcome: 'deferred', attempts: attempt, waitMs: wait, error }
+      await abortableSleep(wait, signal)
     }
   }
 }

@@ -69,6 +69,27 @@ export function createDistributorMetrics(labels: { channel: string }) {
       labelNames: ['result'] as const,
       registers: [registry],
     }),
+    breakerOpen: new Gauge({
+      name: 'herald_breaker_open',
+      help: '1 while the channel breaker is open or probing (provider down or credentials rejected).',
+      registers: [registry],
+    }),
+    breakerOpened: new Counter({
+      name: 'herald_breaker_opened_total',
+      help: 'Times the channel breaker opened.',
+      registers: [registry],
+    }),
+    deferred: new Counter({
+      name: 'herald_deliveries_deferred_total',
+      help: 'Deliveries handed back to wait outside the handler, by reason (backoff, breaker).',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    crashLoops: new Counter({
+      name: 'herald_crash_loop_dead_letters_total',
+      help: 'Records dead-lettered because their delivery kept crashing the process.',
+      registers: [registry],
+    }),
     poison: new Counter({
       name: 'herald_poison_records_total',
       help: 'Records that could not be read (not JSON, failing the schema, too large).',

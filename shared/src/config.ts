@@ -83,6 +83,10 @@ const envSchema = z.object({
   SESSION_TIMEOUT_MS: positiveInt(30_000),
   SHUTDOWN_TIMEOUT_MS: positiveInt(20_000),
   DELIVERY_CONCURRENCY: positiveInt(32),
+  BREAKER_THRESHOLD: positiveInt(5),
+  BREAKER_PROBE_MS: positiveInt(5000),
+  BREAKER_PROBE_MAX_MS: positiveInt(60_000),
+  CRASH_LOOP_LIMIT: positiveInt(3),
   IDEMPOTENCY_TTL_SECONDS: positiveInt(86_400),
   STATUS_TTL_SECONDS: positiveInt(7 * 86_400),
   MAX_BODY_BYTES: positiveInt(64 * 1024),
@@ -110,7 +114,15 @@ export interface Config {
   metricsPort: number
   topics: { prefix: string; partitions: number; replication: number }
   keyPrefix: string
-  delivery: { maxAttempts: number; retryBaseMs: number; retryCapMs: number; concurrency: number }
+  delivery: {
+    maxAttempts: number
+    retryBaseMs: number
+    retryCapMs: number
+    concurrency: number
+    /** Deliveries of one record that may start without finishing (crashes) before it is dead-lettered. */
+    crashLoopLimit: number
+  }
+  breaker: { threshold: number; probeMs: number; probeMaxMs: number }
   shutdownTimeoutMs: number
   idempotencyTtlSeconds: number
   statusTtlSeconds: number
@@ -192,6 +204,12 @@ export function loadConfig(
       retryBaseMs: e.RETRY_BASE_MS,
       retryCapMs: e.RETRY_CAP_MS,
       concurrency: e.DELIVERY_CONCURRENCY,
+      crashLoopLimit: e.CRASH_LOOP_LIMIT,
+    },
+    breaker: {
+      threshold: e.BREAKER_THRESHOLD,
+      probeMs: e.BREAKER_PROBE_MS,
+      probeMaxMs: e.BREAKER_PROBE_MAX_MS,
     },
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,

@@ -6,9 +6,12 @@ export type Acceptance = 'accept' | 'skip' | 'gap'
 export class PartitionTracker {
   /** First offset not yet finished: everything below it is done. What Redis may store. */
   #next: number
-  /** Next offset to accept: everything in [next, expected) is in flight or finished. */
+  /** Next offset to accept in order: everything in [next, expected) was accepted before. */
   #expected: number
+  /** Finished offsets at or above next. */
   readonly #finished = new Set<number>()
+  /** Accepted offsets handed back undelivered (deferred by a long backoff or an open breaker). */
+  readonly #released = new Set<number>()
 
   constructor(next: number) {
     this.#next = next
@@ -23,16 +26,19 @@ export class PartitionTracker {
     return this.#expected
   }
 
+  /** Accepted offsets neither finished nor released. */
   get inFlight(): number {
-    return this.#expected - this.#next - this.#finished.size
+    return this.#expected - this.#next - this.#finished.size - this.#released.size
   }
 
   /**
-   * Decides what to do with a fetched offset. Below `expected` it was accepted before (finished, or in
-   * flight): skip. Equal: accept it. Above: a gap, which these topics never have — the caller drops the
-   * batch and seeks back to `expected`.
+   * Decides what to do with a fetched offset. Below `next`, finished, or accepted and still in flight:
+   * skip. Equal to `expected`, or released earlier: accept. Above `expected`: a gap, which these topics
+   * never have — the caller drops the batch and seeks back to `expected`.
    */
   offer(offset: number): Acceptance {
+    if (offset < this.#next || this.#finished.has(offset)) return 'skip'
+    if (this.#released.delete(offset)) return 'accept'
     if (offset < this.#expected) return 'skip'
     if (offset > this.#expected) return 'gap'
     this.#expected = offset + 1
@@ -42,7 +48,14 @@ export class PartitionTracker {
   /** Marks an accepted offset finished (delivered or dead-lettered) and moves `next` over the prefix. */
   finish(offset: number): void {
     if (offset < this.#next || offset >= this.#expected) return
+    this.#released.delete(offset)
     this.#finished.add(offset)
     while (this.#finished.delete(this.#next)) this.#next += 1
+  }
+
+  /** Hands an accepted, unfinished offset back: it is accepted again when fetched again. */
+  release(offset: number): void {
+    if (offset >= this.#next && offset < this.#expected && !this.#finished.has(offset))
+      this.#released.add(offset)
   }
 }

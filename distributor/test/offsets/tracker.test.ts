@@ -39,3 +39,19 @@ test('finishing an offset that was never accepted changes nothing', () => {
   t.finish(0)
   assert.equal(t.next, 1)
 })
+
+test('a released offset is accepted again when fetched again; finished ones around it are not', () => {
+  const t = new PartitionTracker(0)
+  for (const o of [0, 1, 2]) t.offer(o)
+  t.finish(0)
+  t.finish(2)
+  t.release(1)
+  assert.equal(t.next, 1)
+  assert.equal(t.inFlight, 0)
+  // The partition is sought back to next (1) and fetched again.
+  assert.equal(t.offer(1), 'accept')
+  assert.equal(t.offer(2), 'skip', 'already finished')
+  assert.equal(t.offer(3), 'accept')
+  t.finish(1)
+  assert.equal(t.next, 3)
+})
