@@ -1,0 +1,104 @@
+// Operator tools: npm run herald -- dlq list|replay --channel email [filters]
+//   --class <poison|permanent|retryable|crash-loop>  --since <ISO time>  --until <ISO time>
+//   --at <partition:offset,...> (replay only these)   --limit <n>   --all (replay every match)
+import { parseArgs } from 'node:util'
+import { type Channel, channels, loadConfig } from '@herald/shared/config'
+import { DeadLetterStore } from '@herald/shared/dead-letters'
+import { ConfigError } from '@herald/shared/errors'
+import { createKafka } from '@herald/shared/kafka'
+import { createLogger } from '@herald/shared/logger'
+import { createRedis, defineScripts, sharedScripts } from '@herald/shared/redis/client'
+import { redisKeys } from '@herald/shared/redis/keys'
+import { StatusStore } from '@herald/shared/status'
+import { topicNames } from '@herald/shared/topics'
+import dotenv from 'dotenv'
+
+const usage = `usage:
+  npm run herald -- dlq list   --channel <email|sms|slack> [--class C] [--since T] [--until T] [--limit N] [--json]
+  npm run herald -- dlq replay --channel <email|sms|slack> (--at P:O[,P:O...] | --class C | --since T | --all)`
+
+async function main(argv: string[]): Promise<number> {
+  dotenv.config({ quiet: true })
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      channel: { type: 'string' },
+      class: { type: 'string' },
+      since: { type: 'string' },
+      until: { type: 'string' },
+      at: { type: 'string' },
+      limit: { type: 'string' },
+      all: { type: 'boolean' },
+      json: { type: 'boolean' },
+    },
+  })
+  const [area, action] = positionals
+  const channel = values.channel?.toLowerCase() as Channel | undefined
+  if (
+    area !== 'dlq' ||
+    (action !== 'list' && action !== 'replay') ||
+    !channel ||
+    !channels.includes(channel)
+  ) {
+    console.error(usage)
+    return 2
+  }
+  const dates = { since: values.since, until: values.until }
+  for (const [name, value] of Object.entries(dates)) {
+    if (value !== undefined && Number.isNaN(Date.parse(value))) {
+      console.error(`--${name} must be a date/time, e.g. 2026-11-25T10:00:00Z`)
+      return 2
+    }
+  }
+  const filter = {
+    ...(values.class ? { errorClass: values.class } : {}),
+    ...(values.since ? { since: new Date(values.since) } : {}),
+    ...(values.until ? { until: new Date(values.until) } : {}),
+    ...(values.at ? { positions: new Set(values.at.split(',').map((p) => p.trim())) } : {}),
+    ...(values.limit ? { limit: Number(values.limit) } : {}),
+  }
+  if (action === 'replay' && !values.all && !values.at && !values.class && !values.since && !values.until) {
+    console.error('replay needs a selection: --at, --class, --since/--until, or --all')
+    return 2
+  }
+  const config = loadConfig(process.env, 'tool')
+  const logger = createLogger({ service: 'herald-cli', level: 'fatal' })
+  const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'herald-cli', logger })
+  const redis = createRedis(config.redisUrl)
+  defineScripts(redis, sharedScripts)
+  try {
+    await redis.connect()
+    const store = new DeadLetterStore(
+      kafka,
+      topicNames(config.topics.prefix),
+      new StatusStore(redis, redisKeys(config.keyPrefix), config.statusTtlSeconds),
+    )
+    const letters =
+      action === 'list' ? await store.list(channel, filter) : await store.replay(channel, filter)
+    if (values.json) console.log(JSON.stringify(letters, null, 2))
+    else {
+      for (const l of letters) {
+        console.log(`${l.partition}:${l.offset}\t${l.id ?? '-'}\t${l.errorClass}\t${l.failedAt}\t${l.error}`)
+      }
+      console.log(
+        `${letters.length} dead letter(s) ${action === 'list' ? 'found' : 'replayed'} on ${channel}`,
+      )
+    }
+    return 0
+  } finally {
+    redis.disconnect()
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code
+  },
+  (error: unknown) => {
+    console.error(
+      `herald: ${error instanceof ConfigError || error instanceof Error ? error.message : String(error)}`,
+    )
+    process.exitCode = 1
+  },
+)
