@@ -374,21 +374,25 @@ export class Distributor {
       }
     })
     // kafkajs heartbeats only from inside the handler: keep the membership alive during long batches.
+    // A failed heartbeat (rebalance, member expired) is reported after the work; kafkajs rejoins on its own.
     let done = false
     const beating = (async () => {
       while (!done) {
         await Promise.race([work.catch(() => {}), abortableSleep(1000, this.#stop.signal).catch(() => {})])
         if (!done && !this.#stop.signal.aborted) await heartbeat()
       }
-    })()
+    })().catch((error: unknown) => {
+      this.#log.warn(
+        { err: error, partition: batch.partition },
+        'heartbeat failed during a batch (rebalance?)',
+      )
+    })
     try {
       await work
     } finally {
       done = true
     }
-    await beating.catch((error) => {
-      this.#log.warn({ err: error }, 'heartbeat failed during a batch (rebalance?)')
-    })
+    await beating
     // Rule 3: a message is finished only once its dead letter is acknowledged and its status and event
     // are written.
     await writeDeadLetters(this.#producer, this.#deps.topics.deadLetter, deadLetters)

@@ -1,0 +1,394 @@
+// The offset protocol under crashes and rebalances, with real distributor processes, the real broker, Redis
+// and the SMTP stand-in. Each at-least-once test also runs against a deliberately broken variant, which
+// must fail it: a test that cannot fail proves nothing.
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { createRedis, type Redis } from '@herald/shared/redis/client'
+import { redisKeys } from '@herald/shared/redis/keys'
+import type { Admin, Kafka, Producer } from 'kafkajs'
+import { type SmtpStandIn, startSmtpStandIn } from '../../dev/standins/smtp.ts'
+import { kafkaBrokers, redisUrl, requireServers } from '../helpers.ts'
+import {
+  countBy,
+  createTopics,
+  deleteNamespace,
+  emailRecord,
+  namespace,
+  newProducer,
+  produceRecords,
+  type TestNamespace,
+  testKafka,
+  watermarks,
+} from '../support/fixtures.ts'
+import { eventually, type ServiceProcess, startService } from '../support/service-process.ts'
+
+const partitions = 4
+let kafka: Kafka
+let admin: Admin
+let producer: Producer
+let redis: Redis
+let smtp: SmtpStandIn
+const namespaces: TestNamespace[] = []
+const running: ServiceProcess[] = []
+
+before(async () => {
+  await requireServers()
+  kafka = testKafka(kafkaBrokers())
+  admin = kafka.admin()
+  await admin.connect()
+  producer = await newProducer(kafka)
+  redis = createRedis(redisUrl())
+  await redis.connect()
+  smtp = await startSmtpStandIn({ port: 0, httpPort: 0, quiet: true })
+})
+
+after(async () => {
+  for (const p of running) p.kill('SIGKILL')
+  for (const ns of namespaces) await deleteNamespace(admin, redis, ns)
+  await smtp?.close()
+  await producer?.disconnect()
+  await admin?.disconnect()
+  redis?.disconnect()
+})
+
+async function setup(label: string, count: number, recipients = 20) {
+  const ns = namespace(label)
+  namespaces.push(ns)
+  await createTopics(admin, ns, partitions, kafkaBrokers())
+  const records = Array.from({ length: count }, (_, i) =>
+    emailRecord(`${ns.prefix}-${i}`, `user${i % recipients}@example.com`),
+  )
+  return { ns, records, topic: ns.topics.main('email') }
+}
+
+function distributor(ns: TestNamespace, name: string, env: Record<string, string> = {}): ServiceProcess {
+  const p = startService(name, 'distributor', {
+    KAFKA_BROKERS: kafkaBrokers(),
+    REDIS_URL: redisUrl(),
+    CHANNEL: 'email',
+    TOPIC_PREFIX: ns.prefix,
+    KEY_PREFIX: ns.prefix,
+    TOPIC_PARTITIONS: String(partitions),
+    SMTP_URL: `smtp://127.0.0.1:${smtp.port}`,
+    METRICS_PORT: '0',
+    SESSION_TIMEOUT_MS: '6000',
+    SHUTDOWN_TIMEOUT_MS: '5000',
+    RETRY_BASE_MS: '100',
+    LOG_LEVEL: 'info',
+    ...env,
+  })
+  running.push(p)
+  return p
+}
+
+/** Ids of this namespace the SMTP stand-in received, with repeats. */
+function deliveredIds(ns: TestNamespace): string[] {
+  return smtp
+    .messages()
+    .map((m) => /^<(.+)@herald>$/.exec(m.messageId ?? '')?.[1])
+    .filter((id): id is string => id?.startsWith(`${ns.prefix}-`) ?? false)
+}
+
+async function redisOffsets(ns: TestNamespace, topic: string): Promise<Map<number, number>> {
+  const hash = await redis.hgetall(redisKeys(ns.prefix).offsets(ns.groupId('email'), topic))
+  return new Map(
+    Object.entries(hash)
+      .filter(([field]) => /^\d+$/.test(field))
+      .map(([field, value]) => [Number(field), Number(value)]),
+  )
+}
+
+const running1 = (p: ServiceProcess) =>
+  p.waitForLog((l) => String(l.msg ?? '').includes('claimed partition'), 30_000)
+
+async function waitAllDelivered(
+  ns: TestNamespace,
+  ids: string[],
+  timeoutMs = 90_000,
+): Promise<Map<string, number>> {
+  const wanted = new Set(ids)
+  return eventually(
+    `${ids.length} deliveries`,
+    () => {
+      const counts = countBy(deliveredIds(ns))
+      return [...wanted].every((id) => counts.has(id)) ? counts : undefined
+    },
+    timeoutMs,
+    200,
+  )
+}
+
+/**
+ * Produces `count` records, runs one distributor until some partition's Redis offset is strictly inside its
+ * range while deliveries are still going on, SIGKILLs it, and runs a second one until the stored offsets reach
+ * the end of every partition. Returns what the stand-in received.
+ */
+async function killMidwayAndRestart(label: string, env: Record<string, string>) {
+  const count = 240
+  const { ns, records, topic } = await setup(label, count, 40)
+  smtp.setFaults({ latencyMs: 60 })
+  try {
+    const first = distributor(ns, `${label}-1`, env)
+    await running1(first)
+    // A steady stream, as in production: fetched batches are small and offsets move in steps.
+    for (let i = 0; i < count; i += 8) {
+      await produceRecords(producer, topic, records.slice(i, i + 8))
+      await new Promise((resolve) => setTimeout(resolve, 40))
+    }
+    const ends = await watermarks(admin, topic)
+    await eventually(
+      'a partition offset strictly inside its range with deliveries in flight',
+      async () => {
+        const offsets = await redisOffsets(ns, topic)
+        const delivered = deliveredIds(ns).length
+        const inside = [...offsets].some(
+          ([p, next]) => next > (ends.get(p)?.low ?? 0) && next < (ends.get(p)?.high ?? 0),
+        )
+        return inside && delivered > 0 && delivered < count ? true : undefined
+      },
+      60_000,
+      20,
+    )
+    first.kill('SIGKILL')
+    assert.equal(await first.exited, 'SIGKILL')
+    const deliveredBeforeKill = deliveredIds(ns).length
+    const offsetsAtKill = await redisOffsets(ns, topic)
+    const second = distributor(ns, `${label}-2`, env)
+    await running1(second)
+    await eventually(
+      'stored offsets at the end of every partition',
+      async () => {
+        const offsets = await redisOffsets(ns, topic)
+        return [...ends].every(([p, { high }]) => offsets.get(p) === high) ? true : undefined
+      },
+      90_000,
+      200,
+    )
+    // Deliveries still in flight when the offsets reached the end cannot exist (offsets move after them).
+    second.kill('SIGTERM')
+    await second.exited
+    const counts = countBy(deliveredIds(ns))
+    const lost = records.map((r) => r.id).filter((id) => !counts.has(id))
+    const duplicates = [...counts.values()].reduce((sum, n) => sum + n - 1, 0)
+    return { lost, duplicates, deliveredBeforeKill, offsetsAtKill, count }
+  } finally {
+    smtp.setFaults({})
+  }
+}
+
+describe('at least once', () => {
+  test('a stored Redis offset wins over the offset committed to Kafka', async () => {
+    const { ns, records, topic } = await setup('redis-wins', 20)
+    await produceRecords(producer, topic, records.slice(0, 10), 0)
+    await produceRecords(producer, topic, records.slice(10), 1)
+    // Kafka says: partition 0 from the start, partition 1 from the end. Redis says 6 and 3.
+    await admin.setOffsets({
+      groupId: ns.groupId('email'),
+      topic,
+      partitions: [
+        { partition: 0, offset: '0' },
+        { partition: 1, offset: '10' },
+      ],
+    })
+    const key = redisKeys(ns.prefix).offsets(ns.groupId('email'), topic)
+    await redis.hset(key, '0', '6', '1', '3')
+    const expected = [...records.slice(6, 10), ...records.slice(13)].map((r) => r.id).sort()
+
+    const d = distributor(ns, 'redis-wins')
+    await waitAllDelivered(ns, expected, 60_000)
+    await eventually('offsets at the end', async () => {
+      const o = await redisOffsets(ns, topic)
+      return o.get(0) === 10 && o.get(1) === 10 ? true : undefined
+    })
+    d.kill('SIGTERM')
+    assert.equal(await d.exited, 0, 'graceful shutdown exits 0')
+    assert.deepEqual(
+      [...new Set(deliveredIds(ns))].sort(),
+      expected,
+      'exactly the records from the Redis offsets on',
+    )
+    const mirrored = await admin.fetchOffsets({ groupId: ns.groupId('email'), topics: [topic] })
+    const byPartition = new Map(mirrored[0]?.partitions.map((p) => [p.partition, p.offset]))
+    assert.equal(byPartition.get(0), '10', 'the accepted offset is mirrored to Kafka')
+    assert.equal(byPartition.get(1), '10')
+  })
+
+  test('a distributor killed mid-delivery loses nothing after a restart', async (t) => {
+    const result = await killMidwayAndRestart('sigkill', {})
+    t.diagnostic(
+      `delivered before kill: ${result.deliveredBeforeKill}/${result.count}; duplicates after restart: ${result.duplicates} ` +
+        `(${((100 * result.duplicates) / result.count).toFixed(1)}%)`,
+    )
+    assert.deepEqual(result.lost, [], 'every record delivered at least once')
+  })
+
+  test('negative control: advancing the offset before delivery loses notifications under the same kill', async (t) => {
+    const result = await killMidwayAndRestart('broken-advance', {
+      HERALD_TEST_BROKEN_VARIANT: 'advance-before-delivery',
+    })
+    t.diagnostic(`the broken variant lost ${result.lost.length} of ${result.count}`)
+    assert.ok(
+      result.lost.length > 0,
+      'the broken variant must lose something, or the test above proves nothing',
+    )
+  })
+
+  test('negative control: seeking to the latest offset on claim skips the records already there', async () => {
+    const { ns, records, topic } = await setup('broken-latest', 12)
+    await produceRecords(producer, topic, records)
+    const d = distributor(ns, 'broken-latest', { HERALD_TEST_BROKEN_VARIANT: 'seek-latest' })
+    await running1(d)
+    const late = emailRecord(`${ns.prefix}-late`, 'late@example.com')
+    await produceRecords(producer, topic, [late])
+    await waitAllDelivered(ns, [late.id])
+    d.kill('SIGTERM')
+    await d.exited
+    const lost = records.filter((r) => !deliveredIds(ns).includes(r.id))
+    assert.equal(
+      lost.length,
+      records.length,
+      'the broken variant skips everything produced before it started',
+    )
+  })
+
+  test('two replicas share the partitions; when one stops, the other resumes its partitions from Redis', async () => {
+    const { ns, records, topic } = await setup('replicas', 200, 50)
+    smtp.setFaults({ latencyMs: 30 })
+    try {
+      const a = distributor(ns, 'replica-a')
+      const b = distributor(ns, 'replica-b')
+      await running1(a)
+      await running1(b)
+      await produceRecords(producer, topic, records)
+      await eventually('some deliveries', () => (deliveredIds(ns).length > 40 ? true : undefined), 60_000, 50)
+      a.kill('SIGTERM')
+      assert.equal(await a.exited, 0)
+      const counts = await waitAllDelivered(
+        ns,
+        records.map((r) => r.id),
+      )
+      b.kill('SIGTERM')
+      await b.exited
+      const sawAll = b.lines.filter((l) => l.msg === 'claimed partition').map((l) => l.partition)
+      assert.deepEqual(
+        [...new Set(sawAll)].sort(),
+        [0, 1, 2, 3],
+        'the remaining replica claimed every partition after the other stopped',
+      )
+      assert.equal(counts.size, records.length)
+    } finally {
+      smtp.setFaults({})
+    }
+  })
+
+  test('a replica frozen past its session timeout has its stale writes refused when it wakes up', async () => {
+    const { ns, records, topic } = await setup('zombie', 160, 40)
+    smtp.setFaults({ latencyMs: 100 })
+    try {
+      const a = distributor(ns, 'zombie-a')
+      await running1(a)
+      await produceRecords(producer, topic, records)
+      await eventually(
+        'deliveries in progress',
+        () => (deliveredIds(ns).length > 10 ? true : undefined),
+        60_000,
+        20,
+      )
+      a.kill('SIGSTOP')
+      const b = distributor(ns, 'zombie-b')
+      // B gets the partitions once the coordinator dropped the frozen member (session timeout 6 s).
+      await b.waitForLog((l) => l.msg === 'claimed partition', 60_000)
+      await eventually('B advanced an offset', async () => {
+        const claimedByB = b.lines.some((l) => l.msg === 'claimed partition')
+        const delivered = deliveredIds(ns).length
+        return claimedByB && delivered > 40 ? true : undefined
+      })
+      a.kill('SIGCONT')
+      const refused = await a.waitForLog(
+        (l) => String(l.msg ?? '').startsWith('offset advance refused'),
+        60_000,
+      )
+      assert.equal(typeof refused.partition, 'number')
+      const counts = await waitAllDelivered(
+        ns,
+        records.map((r) => r.id),
+      )
+      assert.equal(counts.size, records.length, 'nothing lost')
+      // After the refusal A delivers that partition again only if a later join gives it back.
+      const refusedAt = a.lines.indexOf(refused)
+      const later = a.lines.slice(refusedAt + 1)
+      const rejoined = later.some((l) => l.msg === 'claimed partition' && l.partition === refused.partition)
+      const deliveredAfter = later.some(
+        (l) => l.partition === refused.partition && String(l.msg ?? '').includes('delivery attempt'),
+      )
+      assert.ok(rejoined || !deliveredAfter, 'no deliveries of the fenced partition without a new claim')
+      a.kill('SIGTERM')
+      b.kill('SIGTERM')
+      await Promise.all([a.exited, b.exited])
+    } finally {
+      smtp.setFaults({})
+    }
+  })
+
+  test('a Redis offset above the log end is reported and does not skip new records', async () => {
+    const { ns, records, topic } = await setup('above-end', 8)
+    await produceRecords(producer, topic, records.slice(0, 5), 0)
+    await redis.hset(redisKeys(ns.prefix).offsets(ns.groupId('email'), topic), '0', '1000')
+    const d = distributor(ns, 'above-end')
+    const alarm = await d.waitForLog((l) => String(l.msg ?? '').includes('above the log end'))
+    assert.equal(alarm.stored, 1000)
+    await produceRecords(producer, topic, records.slice(5), 0)
+    const counts = await waitAllDelivered(
+      ns,
+      records.map((r) => r.id),
+    )
+    assert.equal(counts.size, 8)
+    d.kill('SIGTERM')
+    await d.exited
+  })
+
+  test('an empty Redis falls back to the offsets mirrored to Kafka: few duplicates, none lost', async (t) => {
+    const { ns, records, topic } = await setup('empty-redis', 40)
+    const first = records.slice(0, 30)
+    await produceRecords(producer, topic, first)
+    const d1 = distributor(ns, 'empty-redis-1')
+    await waitAllDelivered(
+      ns,
+      first.map((r) => r.id),
+    )
+    const ends = await watermarks(admin, topic)
+    await eventually('offsets at the end', async () => {
+      const o = await redisOffsets(ns, topic)
+      return [...ends].every(([p, { high }]) => high === 0 || o.get(p) === high) ? true : undefined
+    })
+    d1.kill('SIGTERM')
+    await d1.exited
+    const keys = await redis.keys(`${ns.prefix}:*`)
+    await redis.del(...keys)
+    const second = records.slice(30)
+    await produceRecords(producer, topic, second)
+    const d2 = distributor(ns, 'empty-redis-2')
+    await waitAllDelivered(
+      ns,
+      second.map((r) => r.id),
+    )
+    await eventually('offsets at the end again', async () => {
+      const o = await redisOffsets(ns, topic)
+      const now = await watermarks(admin, topic)
+      return [...now].every(([p, { high }]) => high === 0 || o.get(p) === high) ? true : undefined
+    })
+    d2.kill('SIGTERM')
+    await d2.exited
+    const sources = d2.lines.filter((l) => l.msg === 'claimed partition').map((l) => l.source)
+    assert.ok(sources.includes('kafka'), 'the claim fell back to the Kafka offsets')
+    const counts = countBy(deliveredIds(ns))
+    const replayed = first.filter((r) => (counts.get(r.id) ?? 0) > 1).length
+    t.diagnostic(`records delivered again after Redis came back empty: ${replayed} of ${first.length}`)
+    assert.ok(replayed < first.length, 'not a replay of the whole log')
+    assert.deepEqual(
+      records.filter((r) => !counts.has(r.id)),
+      [],
+      'none lost',
+    )
+  })
+})
