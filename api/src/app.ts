@@ -1,0 +1,152 @@
+// createApp(deps): the express app, built from its parts and never listening by itself (main.ts does).
+import type { Config } from '@herald/shared/config'
+import type { Logger } from '@herald/shared/logger'
+import type { Redis } from '@herald/shared/redis/client'
+import type { StatusStore } from '@herald/shared/status'
+import type { TopicNames } from '@herald/shared/topics'
+import express, { type ErrorRequestHandler, type NextFunction, type Request, type Response } from 'express'
+import { apiKeyAuth } from './auth.ts'
+import { ApiError } from './errors.ts'
+import type { IdempotencyStore } from './idempotency.ts'
+import type { ApiMetrics } from './metrics.ts'
+import { buildOpenApi } from './openapi.ts'
+import type { NotificationProducer } from './producer.ts'
+import { notificationRoutes } from './routes/notifications.ts'
+
+export interface AppDeps {
+  config: Config
+  producer: NotificationProducer
+  redis: Redis
+  statuses: StatusStore
+  idempotency: IdempotencyStore
+  topics: TopicNames
+  metrics: ApiMetrics
+  logger: Logger
+  /** Is Kafka reachable? (cached by the caller; /readyz fails when not) */
+  kafkaReady: () => Promise<boolean>
+  maxBatch?: number
+}
+
+const routes: Record<string, string[]> = {
+  '/api/v1/notification': ['POST'],
+  '/api/v1/notifications': ['POST'],
+  '/api/v1/notification/:id': ['GET'],
+  '/api/v1/openapi.json': ['GET'],
+  '/healthz': ['GET'],
+  '/readyz': ['GET'],
+  '/metrics': ['GET'],
+}
+
+function routeOf(path: string): string | undefined {
+  if (routes[path]) return path
+  if (/^\/api\/v1\/notification\/[^/]+$/.test(path)) return '/api/v1/notification/:id'
+  return undefined
+}
+
+export function createApp(deps: AppDeps): express.Express {
+  const { config, metrics, logger } = deps
+  const maxBatch = deps.maxBatch ?? 1000
+  const app = express()
+  app.disable('x-powered-by')
+  app.set('etag', false)
+  app.set('query parser', 'simple')
+
+  // Metrics for every request, labelled by route template (never by raw path: ids would explode labels).
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    const started = performance.now()
+    res.on('finish', () => {
+      const route = routeOf(req.path) ?? 'unknown'
+      metrics.requests.inc({ route, method: req.method, status: String(res.statusCode) })
+      metrics.requestDuration.observe({ route }, (performance.now() - started) / 1000)
+    })
+    next()
+  })
+
+  const openapi = buildOpenApi({ maxBatch })
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' })
+  })
+  app.get('/readyz', async (_req, res) => {
+    const kafka = await deps.kafkaReady().catch(() => false)
+    const redis = deps.redis.status === 'ready' ? 'ok' : 'degraded'
+    res
+      .status(kafka ? 200 : 503)
+      .json({ status: kafka ? 'ready' : 'not_ready', kafka: kafka ? 'ok' : 'unreachable', redis })
+  })
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics())
+  })
+  app.get('/api/v1/openapi.json', (_req, res) => {
+    res.json(openapi)
+  })
+
+  // Method check before auth and parsing: a wrong method on a known route is 405, whatever the body.
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    const route = routeOf(req.path)
+    if (route === undefined) return next()
+    const allowed = routes[route] ?? []
+    if (allowed.includes(req.method) || (req.method === 'HEAD' && allowed.includes('GET'))) return next()
+    res.set('allow', allowed.join(', '))
+    next(
+      new ApiError(
+        405,
+        'method_not_allowed',
+        `${req.method} is not allowed on ${route}; use ${allowed.join(', ')}`,
+      ),
+    )
+  })
+  app.use('/api/v1', apiKeyAuth(config.apiKeys))
+  app.use('/api/v1', (req: Request, _res: Response, next: NextFunction) => {
+    if (req.method !== 'POST') return next()
+    if (!req.is('application/json')) {
+      return next(
+        new ApiError(
+          415,
+          'unsupported_media_type',
+          'send the body as JSON with Content-Type: application/json',
+        ),
+      )
+    }
+    next()
+  })
+  app.use('/api/v1', express.json({ limit: config.maxBodyBytes, strict: false, type: 'application/json' }))
+  app.use('/api/v1', notificationRoutes({ ...deps, maxBatch }))
+
+  app.use((req: Request, _res: Response, next: NextFunction) => {
+    next(new ApiError(404, 'not_found', `no route ${req.method} ${req.path}`))
+  })
+
+  const onError: ErrorRequestHandler = (error, req, res, _next) => {
+    const e = error as { type?: string; status?: number; expose?: boolean; message?: string }
+    let apiError: ApiError
+    if (error instanceof ApiError) apiError = error
+    else if (e.type === 'entity.too.large') {
+      apiError = new ApiError(
+        413,
+        'payload_too_large',
+        `the body is larger than ${config.maxBodyBytes} bytes`,
+      )
+    } else if (e.type === 'entity.parse.failed') {
+      apiError = new ApiError(400, 'invalid_json', 'the body is not valid JSON', {
+        details: [{ field: '(body)', reason: 'is not valid JSON' }],
+      })
+    } else if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported') {
+      apiError = new ApiError(
+        415,
+        'unsupported_media_type',
+        'unsupported body encoding or charset (use UTF-8)',
+      )
+    } else if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
+      apiError = new ApiError(e.status, 'bad_request', e.expose && e.message ? e.message : 'bad request')
+    } else {
+      logger.error({ err: error, method: req.method, path: req.path }, 'unexpected error')
+      apiError = new ApiError(503, 'unavailable', 'the request could not be completed; retry later', {
+        headers: { 'retry-after': '1' },
+      })
+    }
+    if (res.headersSent) return
+    res.status(apiError.status).set(apiError.headers).json(apiError.body)
+  }
+  app.use(onError)
+  return app
+}

@@ -1,0 +1,150 @@
+// The OpenAPI 3.1 document, generated from the same zod schemas that validate requests, so it cannot drift.
+import { messageLimits, requestSchemas } from '@herald/shared/notification'
+import { z } from 'zod'
+
+export const acceptedSchema = z.object({
+  id: z.string().describe('Time-ordered notification id (UUIDv7)'),
+  channel: z.enum(['email', 'sms', 'slack']),
+  status: z.literal('queued'),
+})
+
+export const errorSchema = z.object({
+  error: z.string().describe('Stable error code, e.g. invalid_request, unavailable'),
+  message: z.string(),
+  details: z.array(z.object({ field: z.string(), reason: z.string() })).optional(),
+})
+
+export const statusSchema = z.object({
+  id: z.string(),
+  status: z.enum(['queued', 'retrying', 'delivered', 'dead_lettered', 'expired']),
+  channel: z.enum(['email', 'sms', 'slack']).optional(),
+  attempts: z.number().int(),
+  lastError: z.string().optional(),
+  createdAt: z.string().optional(),
+  updatedAt: z.string().optional(),
+})
+
+export const batchResultSchema = z.object({
+  results: z.array(
+    z.union([
+      z.object({ index: z.number().int(), status: z.literal(202), id: z.string(), channel: z.string() }),
+      z.object({
+        index: z.number().int(),
+        status: z.number().int(),
+        error: z.string(),
+        message: z.string(),
+        details: z.array(z.object({ field: z.string(), reason: z.string() })).optional(),
+      }),
+    ]),
+  ),
+})
+
+const json = (schema: z.ZodType, io: 'input' | 'output' = 'output') => {
+  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as Record<
+    string,
+    unknown
+  >
+  return rest
+}
+
+const errorResponse = (description: string) => ({
+  description,
+  content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+})
+
+export function buildOpenApi(options: { maxBatch: number }) {
+  const notification = {
+    oneOf: (['email', 'sms', 'slack'] as const).map((c) => ({
+      $ref: `#/components/schemas/${c}Notification`,
+    })),
+  }
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Herald',
+      version: '1',
+      description:
+        'Notifications accepted over HTTP, kept in Kafka, delivered at least once. A 202 is a promise: the ' +
+        `notification will be delivered or dead-lettered. Message limits: ${JSON.stringify(messageLimits)}.`,
+    },
+    components: {
+      securitySchemes: { apiKey: { type: 'http', scheme: 'bearer' } },
+      schemas: {
+        emailNotification: json(requestSchemas.email, 'input'),
+        smsNotification: json(requestSchemas.sms, 'input'),
+        slackNotification: json(requestSchemas.slack, 'input'),
+        Accepted: json(acceptedSchema),
+        Error: json(errorSchema),
+        Status: json(statusSchema),
+        BatchResult: json(batchResultSchema),
+      },
+    },
+    security: [{ apiKey: [] }],
+    paths: {
+      '/api/v1/notification': {
+        post: {
+          summary: 'Accept one notification',
+          parameters: [
+            {
+              name: 'Idempotency-Key',
+              in: 'header',
+              required: false,
+              schema: { type: 'string', maxLength: 200 },
+              description: 'The same key (per API key) returns the same id and writes once (24 h).',
+            },
+          ],
+          requestBody: { required: true, content: { 'application/json': { schema: notification } } },
+          responses: {
+            '202': {
+              description: 'Written to Kafka (acks=all): it will be delivered or dead-lettered',
+              headers: { Location: { schema: { type: 'string' } } },
+              content: { 'application/json': { schema: { $ref: '#/components/schemas/Accepted' } } },
+            },
+            '400': errorResponse('Invalid body: details name each field and reason'),
+            '401': errorResponse('Missing or wrong API key'),
+            '409': errorResponse('The same Idempotency-Key is still in flight'),
+            '413': errorResponse('Body too large'),
+            '415': errorResponse('Body is not JSON'),
+            '422': errorResponse('Idempotency-Key reused with another body'),
+            '503': errorResponse('Outcome unknown: retry with the same Idempotency-Key (Retry-After)'),
+          },
+        },
+      },
+      '/api/v1/notifications': {
+        post: {
+          summary: `Accept up to ${options.maxBatch} notifications; per-item results in order`,
+          requestBody: {
+            required: true,
+            content: {
+              'application/json': {
+                schema: { type: 'array', maxItems: options.maxBatch, items: notification },
+              },
+            },
+          },
+          responses: {
+            '207': {
+              description: 'Per-item results: 202 with an id, or an error',
+              content: { 'application/json': { schema: { $ref: '#/components/schemas/BatchResult' } } },
+            },
+            '400': errorResponse('Not an array, or too many items'),
+            '401': errorResponse('Missing or wrong API key'),
+          },
+        },
+      },
+      '/api/v1/notification/{id}': {
+        get: {
+          summary: 'Status of one notification',
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: {
+            '200': {
+              description: 'Status, attempts, last error, timestamps',
+              content: { 'application/json': { schema: { $ref: '#/components/schemas/Status' } } },
+            },
+            '404': errorResponse('Unknown id'),
+            '503': errorResponse('Status store unavailable'),
+          },
+        },
+      },
+    },
+  }
+}
