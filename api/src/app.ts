@@ -54,8 +54,8 @@ export function createApp(deps: AppDeps): express.Express {
   // Metrics for every request, labelled by route template (never by raw path: ids would explode labels).
   app.use((req: Request, res: Response, next: NextFunction) => {
     const started = performance.now()
+    const route = routeOf(req.path) ?? 'unknown'
     res.on('finish', () => {
-      const route = routeOf(req.path) ?? 'unknown'
       metrics.requests.inc({ route, method: req.method, status: String(res.statusCode) })
       metrics.requestDuration.observe({ route }, (performance.now() - started) / 1000)
     })
