@@ -10,12 +10,30 @@ import { redisKeys } from '@herald/shared/redis/keys'
 import { StatusStore } from '@herald/shared/status'
 import { ensureTopics, topicNames, topicSpecs } from '@herald/shared/topics'
 import dotenv from 'dotenv'
+import type { Channel } from './channels/channel.ts'
 import { createChannel } from './channels/index.ts'
 import { type BrokenVariant, Distributor } from './consumer.ts'
 import { createHealthServer } from './health.ts'
 import { createDistributorMetrics } from './metrics.ts'
 
 dotenv.config({ quiet: true })
+
+/**
+ * Test-only: a message containing `marker` kills the process mid-delivery (SIGKILL), to prove that a record
+ * which keeps crashing the distributor ends as a `crash-loop` dead letter instead of blocking its partition.
+ */
+function withTestCrash(channel: Channel, marker: string | undefined): Channel {
+  if (!marker) return channel
+  return {
+    ...channel,
+    name: channel.name,
+    send: (record, signal) => {
+      if (record.message.includes(marker)) process.kill(process.pid, 'SIGKILL')
+      return channel.send(record, signal)
+    },
+    close: () => channel.close(),
+  }
+}
 
 async function main(): Promise<void> {
   let config: ReturnType<typeof loadConfig>
@@ -58,7 +76,7 @@ async function main(): Promise<void> {
   await admin.disconnect()
 
   const metrics = createDistributorMetrics({ channel: channelName })
-  const channel = createChannel(config)
+  const channel = withTestCrash(createChannel(config), process.env.HERALD_TEST_CRASH_ON)
   const keys = redisKeys(config.keyPrefix)
   const distributor = new Distributor({
     kafka,

@@ -109,3 +109,25 @@ export function countBy<T>(values: Iterable<T>): Map<T, number> {
   for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1)
   return counts
 }
+
+/** Environment for a Herald service on a test namespace, pointed at the given stand-ins. */
+export function serviceEnv(
+  ns: TestNamespace,
+  standIns: Record<string, string>,
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  return {
+    KAFKA_BROKERS: process.env.KAFKA_BROKERS ?? '127.0.0.1:9092',
+    REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    TOPIC_PREFIX: ns.prefix,
+    KEY_PREFIX: ns.prefix,
+    TOPIC_PARTITIONS: '4',
+    METRICS_PORT: '0',
+    SESSION_TIMEOUT_MS: '6000',
+    SHUTDOWN_TIMEOUT_MS: '5000',
+    RETRY_BASE_MS: '100',
+    LOG_LEVEL: 'info',
+    ...standIns,
+    ...extra,
+  }
+}
