@@ -329,23 +329,7 @@ export class Distributor {
     messages: KafkaMessage[],
     heartbeat: () => Promise<void>,
   ): Promise<void> {
-    // Crash-loop guard: count every start of a record's delivery before it begins; the count survives a
-    // crash, and a record that keeps killing the process is dead-lettered instead of blocking its partition.
     const attemptsKey = this.#deps.keys.attempts(this.#deps.groupId, batch.topic)
-    const counters = this.#deps.redis.pipeline()
-    for (const m of messages) {
-      counters.hincrby(attemptsKey, `${batch.partition}:${m.offset}:starts`, 1)
-      counters.hget(attemptsKey, `${batch.partition}:${m.offset}:attempts`)
-    }
-    const replies = (await counters.exec()) ?? []
-    const history = new Map<string, { starts: number; attempts: number }>()
-    messages.forEach((m, i) => {
-      history.set(m.offset, {
-        starts: Number(replies[2 * i]?.[1] ?? 1),
-        attempts: Number(replies[2 * i + 1]?.[1] ?? 0),
-      })
-    })
-
     const byKey = new Map<string, KafkaMessage[]>()
     for (const m of messages) {
       const key = m.key?.toString('latin1') ?? ''
@@ -359,13 +343,19 @@ export class Distributor {
     let resumeAfterMs: number | undefined
     const work = forEachLimited([...byKey.values()], this.#deps.config.delivery.concurrency, async (list) => {
       for (const [i, message] of list.entries()) {
-        const result = await this.#processOne(batch, message, history.get(message.offset), deadLetters)
+        // Crash-loop guard: count this start before the delivery begins; the count survives a crash, and a
+        // record that keeps killing the process is dead-lettered instead of blocking its partition.
+        const [[, starts], [, attempts]] = (await this.#deps.redis
+          .multi()
+          .hincrby(attemptsKey, `${batch.partition}:${message.offset}:starts`, 1)
+          .hget(attemptsKey, `${batch.partition}:${message.offset}:attempts`)
+          .exec()) as [[unknown, number], [unknown, string | null]]
+        const history = { starts: Number(starts), attempts: Number(attempts ?? 0) }
+        const result = await this.#processOne(batch, message, history, deadLetters)
         if (result.status === 'unfinished') {
+          released.push(message.offset)
           // Later messages of this recipient wait too, so one recipient's notifications stay in order.
-          for (const later of list.slice(i)) {
-            state.tracker.release(Number(later.offset))
-            released.push(later.offset)
-          }
+          for (const later of list.slice(i)) state.tracker.release(Number(later.offset))
           if (result.retryInMs !== undefined)
             resumeAfterMs = Math.min(resumeAfterMs ?? Infinity, result.retryInMs)
           return
@@ -567,16 +557,27 @@ export class Distributor {
       { reason: this.#breaker.reason, probeInMs: waitMs },
       'BREAKER OPEN: the provider is down or rejects our credentials; consumption paused, nothing dead-lettered',
     )
+    this.#scheduleProbe()
+  }
+
+  /** At the end of the breaker's delay, the next deliveries are the probe (half-open). */
+  #scheduleProbe(): void {
+    const { main: topic } = this.#deps.topics
+    // Timers may fire a millisecond early: never less than 10 ms, and reschedule if still too early.
+    const waitMs = Math.max(10, this.#breaker.openUntil - Date.now())
     this.#probeTimer = setTimeout(() => {
       this.#probeTimer = undefined
-      if (!this.#breaker.tryHalfOpen()) return
+      if (this.#stop.signal.aborted) return
+      if (!this.#breaker.tryHalfOpen()) {
+        if (this.#breaker.blocking) this.#scheduleProbe()
+        return
+      }
       this.#log.warn('breaker half-open: probing the provider')
-      for (const state of this.#partitions.values()) {
-        if (state.fenced) continue
+      const probing = [...this.#partitions.values()].filter((s) => !s.fenced)
+      for (const state of probing) {
         this.#consumer.seek({ topic, partition: state.partition, offset: String(state.tracker.next) })
       }
-      const probing = [...this.#partitions.values()].filter((s) => !s.fenced).map((s) => s.partition)
-      if (probing.length > 0) this.#consumer.resume([{ topic, partitions: probing }])
+      if (probing.length > 0) this.#consumer.resume([{ topic, partitions: probing.map((s) => s.partition) }])
     }, waitMs)
     this.#probeTimer.unref()
   }

@@ -1,0 +1,297 @@
+// Failure handling against the real SDKs and stand-ins: retries, dead letters, poison, crash loops, the
+// breaker, long Retry-After waits, and replay. Expected provider codes are the providers' documented ones.
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { DeadLetterStore } from '@herald/shared/dead-letters'
+import { createRedis, defineScripts, type Redis, sharedScripts } from '@herald/shared/redis/client'
+import { redisKeys } from '@herald/shared/redis/keys'
+import { StatusStore } from '@herald/shared/status'
+import type { Admin, Kafka, Producer } from 'kafkajs'
+import { type Sandbox, startSandbox } from '../../dev/standins/index.ts'
+import { kafkaBrokers, redisUrl, requireServers } from '../helpers.ts'
+import {
+  createTopics,
+  deleteNamespace,
+  namespace,
+  newProducer,
+  produceRecords,
+  serviceEnv,
+  type TestNamespace,
+  testKafka,
+} from '../support/fixtures.ts'
+import { eventually, type ServiceProcess, startService } from '../support/service-process.ts'
+
+let sandbox: Sandbox
+let kafka: Kafka
+let admin: Admin
+let producer: Producer
+let redis: Redis
+const namespaces: TestNamespace[] = []
+const running: ServiceProcess[] = []
+
+before(async () => {
+  await requireServers()
+  for (const name of [
+    'SMTP_STANDIN_PORT',
+    'SMTP_STANDIN_HTTP_PORT',
+    'TWILIO_STANDIN_PORT',
+    'SLACK_STANDIN_PORT',
+  ]) {
+    process.env[name] = '0'
+  }
+  sandbox = await startSandbox({ quiet: true })
+  kafka = testKafka(kafkaBrokers())
+  admin = kafka.admin()
+  await admin.connect()
+  producer = await newProducer(kafka)
+  redis = createRedis(redisUrl())
+  defineScripts(redis, sharedScripts)
+  await redis.connect()
+})
+
+after(async () => {
+  for (const p of running) p.kill('SIGKILL')
+  for (const ns of namespaces) await deleteNamespace(admin, redis, ns)
+  await sandbox?.close()
+  await producer?.disconnect()
+  await admin?.disconnect()
+  redis?.disconnect()
+})
+
+async function setup(label: string) {
+  const ns = namespace(label)
+  namespaces.push(ns)
+  await createTopics(admin, ns, 4, kafkaBrokers())
+  return ns
+}
+
+function smsDistributor(ns: TestNamespace, name: string, extra: Record<string, string> = {}): ServiceProcess {
+  const p = startService(
+    name,
+    'distributor',
+    serviceEnv(ns, sandbox.env, { CHANNEL: 'sms', RETRY_BASE_MS: '50', ...extra }),
+  )
+  running.push(p)
+  return p
+}
+
+let sequence = 0
+function sms(ns: TestNamespace, to: string, message = `sms ${++sequence}`) {
+  return {
+    v: 1,
+    id: `${ns.prefix}-${++sequence}`,
+    channel: 'sms' as const,
+    to,
+    message,
+    createdAt: new Date().toISOString(),
+  }
+}
+
+const statuses = (ns: TestNamespace) => new StatusStore(redis, redisKeys(ns.prefix), 3600)
+const smsTexts = () => sandbox.twilio.messages().map((m) => m.text)
+
+async function finalStatus(ns: TestNamespace, id: string, timeoutMs = 30_000) {
+  return eventually(
+    `final status of ${id}`,
+    async () => {
+      const view = await statuses(ns).get(id)
+      return view && ['delivered', 'dead_lettered', 'expired'].includes(view.status) ? view : undefined
+    },
+    timeoutMs,
+    100,
+  )
+}
+
+const started = (p: ServiceProcess) => p.waitForLog((l) => l.msg === 'claimed partition', 30_000)
+
+async function metricsOf(p: ServiceProcess): Promise<string> {
+  const line = await p.waitForLog((l) => typeof l.metricsPort === 'number')
+  return (await fetch(`http://127.0.0.1:${line.metricsPort}/metrics`)).text()
+}
+
+describe('retries and dead letters', () => {
+  test('transient failures are retried and then delivered', async () => {
+    const ns = await setup('retry')
+    const d = smsDistributor(ns, 'retry')
+    await started(d)
+    sandbox.twilio.setFaults({ failNext: 2, status: 503 })
+    const record = sms(ns, '+14155550101')
+    await produceRecords(producer, ns.topics.main('sms'), [record])
+    const view = await finalStatus(ns, record.id)
+    assert.deepEqual([view.status, view.attempts], ['delivered', 3])
+    assert.ok(smsTexts().includes(record.message))
+    d.kill('SIGTERM')
+    await d.exited
+  })
+
+  test('exhausted attempts dead-letter with the last error; a permanent error after exactly one attempt', async () => {
+    const ns = await setup('dlq')
+    const d = smsDistributor(ns, 'dlq', { MAX_ATTEMPTS: '3' })
+    await started(d)
+    sandbox.twilio.setFaults({ failNext: 3, status: 500 })
+    const exhausted = sms(ns, '+14155550102')
+    await produceRecords(producer, ns.topics.main('sms'), [exhausted])
+    const v1 = await finalStatus(ns, exhausted.id)
+    assert.deepEqual([v1.status, v1.attempts], ['dead_lettered', 3])
+    assert.match(v1.lastError ?? '', /500/)
+
+    sandbox.twilio.setFaults({ permanentRecipients: ['+14155550199'], permanentCode: 21610 })
+    const unsubscribed = sms(ns, '+14155550199')
+    await produceRecords(producer, ns.topics.main('sms'), [unsubscribed])
+    const v2 = await finalStatus(ns, unsubscribed.id)
+    assert.deepEqual([v2.status, v2.attempts], ['dead_lettered', 1])
+    assert.match(v2.lastError ?? '', /21610/)
+
+    const letters = await new DeadLetterStore(kafka, ns.topics).list('sms')
+    const byId = new Map(letters.map((l) => [l.id, l]))
+    assert.equal(byId.get(exhausted.id)?.errorClass, 'retryable')
+    assert.equal(byId.get(exhausted.id)?.attempts, 3)
+    assert.equal(byId.get(unsubscribed.id)?.errorClass, 'permanent')
+    assert.equal(byId.get(unsubscribed.id)?.attempts, 1)
+    assert.equal(byId.get(unsubscribed.id)?.original.topic, ns.topics.main('sms'))
+
+    // Replay after the fault is fixed: same id, delivered.
+    sandbox.twilio.setFaults({})
+    const replayed = await new DeadLetterStore(kafka, ns.topics, statuses(ns)).replay('sms', {
+      errorClass: 'permanent',
+    })
+    assert.deepEqual(
+      replayed.map((l) => l.id),
+      [unsubscribed.id],
+    )
+    await eventually('replayed delivered', async () =>
+      (await statuses(ns).get(unsubscribed.id))?.status === 'delivered' ? true : undefined,
+    )
+    d.kill('SIGTERM')
+    await d.exited
+  })
+
+  test('a poison record is dead-lettered and the records after it are delivered', async () => {
+    const ns = await setup('poison')
+    const d = smsDistributor(ns, 'poison')
+    await started(d)
+    const topic = ns.topics.main('sms')
+    await producer.send({
+      topic,
+      acks: -1,
+      messages: [
+        { key: 'same', value: 'not json at all', partition: 0 },
+        { key: 'same', value: JSON.stringify({ v: 1, id: 'x' }), partition: 0 },
+      ],
+    })
+    const after = sms(ns, '+14155550103')
+    await producer.send({
+      topic,
+      acks: -1,
+      messages: [{ key: 'same', value: JSON.stringify(after), partition: 0 }],
+    })
+    assert.equal((await finalStatus(ns, after.id)).status, 'delivered')
+    const letters = await new DeadLetterStore(kafka, ns.topics).list('sms', { errorClass: 'poison' })
+    assert.equal(letters.length, 2)
+    assert.match(letters.map((l) => l.error).join(' '), /not JSON/)
+    d.kill('SIGTERM')
+    await d.exited
+  })
+
+  test('a record that keeps crashing the distributor ends as a crash-loop dead letter', async () => {
+    const ns = await setup('crash')
+    const killer = sms(ns, '+14155550104', 'CRASH-ME please')
+    const next = sms(ns, '+14155550104', 'after the crash')
+    await produceRecords(producer, ns.topics.main('sms'), [killer, next])
+    let runs = 0
+    for (; runs < 8; runs++) {
+      const d = smsDistributor(ns, `crash-${runs}`, { HERALD_TEST_CRASH_ON: 'CRASH-ME' })
+      const exit = await Promise.race([d.exited, finalStatus(ns, next.id, 20_000).then(() => 'done')])
+      if (exit === 'done') {
+        d.kill('SIGTERM')
+        await d.exited
+        break
+      }
+      assert.equal(exit, 'SIGKILL')
+    }
+    assert.equal(runs, 3, 'three crashed deliveries, then the fourth start dead-letters it')
+    const view = await statuses(ns).get(killer.id)
+    assert.equal(view?.status, 'dead_lettered')
+    assert.match(view?.lastError ?? '', /crash-loop/)
+    assert.equal((await statuses(ns).get(next.id))?.status, 'delivered')
+  })
+})
+
+describe('provider failures', () => {
+  test('a provider outage opens the breaker: nothing is dead-lettered, everything is delivered after it', async () => {
+    const ns = await setup('outage')
+    const d = smsDistributor(ns, 'outage', {
+      MAX_ATTEMPTS: '2',
+      BREAKER_PROBE_MS: '500',
+      BREAKER_PROBE_MAX_MS: '2000',
+    })
+    await started(d)
+    sandbox.twilio.setFaults({ failRate: 1, status: 503 })
+    const records = Array.from({ length: 12 }, (_, i) => sms(ns, `+1415555020${i % 10}`, `outage ${i}`))
+    await produceRecords(producer, ns.topics.main('sms'), records)
+    await d.waitForLog((l) => String(l.msg ?? '').startsWith('BREAKER OPEN'))
+    assert.match(await metricsOf(d), /herald_breaker_open\{[^}]*\} 1/)
+    await new Promise((resolve) => setTimeout(resolve, 6000))
+    sandbox.twilio.setFaults({})
+    const views = await Promise.all(records.map((r) => finalStatus(ns, r.id, 60_000)))
+    assert.deepEqual(
+      views.map((v) => v.status),
+      records.map(() => 'delivered'),
+    )
+    assert.match(await metricsOf(d), /herald_breaker_open\{[^}]*\} 0/)
+    assert.ok(d.lines.some((l) => l.msg === 'breaker closed: the provider accepts deliveries again'))
+    d.kill('SIGTERM')
+    await d.exited
+  })
+
+  test('rejected credentials pause consumption without dead letters until they are fixed', async () => {
+    const ns = await setup('auth')
+    const d = smsDistributor(ns, 'auth', {
+      MAX_ATTEMPTS: '2',
+      BREAKER_PROBE_MS: '500',
+      BREAKER_PROBE_MAX_MS: '1000',
+    })
+    await started(d)
+    sandbox.twilio.setFaults({ authFail: true })
+    const record = sms(ns, '+14155550301')
+    await produceRecords(producer, ns.topics.main('sms'), [record])
+    const open = await d.waitForLog((l) => String(l.msg ?? '').startsWith('BREAKER OPEN'))
+    assert.match(String(open.reason), /TWILIO_20003/)
+    await new Promise((resolve) => setTimeout(resolve, 3000))
+    assert.equal(
+      (await statuses(ns).get(record.id))?.status ?? 'queued',
+      'queued',
+      'not dead-lettered while the breaker is open',
+    )
+    sandbox.twilio.setFaults({})
+    assert.equal((await finalStatus(ns, record.id)).status, 'delivered')
+    d.kill('SIGTERM')
+    await d.exited
+  })
+
+  test('a Retry-After longer than the session timeout neither evicts the member nor stops other partitions', async () => {
+    const ns = await setup('retry-after')
+    const d = smsDistributor(ns, 'retry-after', { SESSION_TIMEOUT_MS: '6000' })
+    await started(d)
+    sandbox.twilio.setFaults({ failNext: 1, status: 429, retryAfter: 9 })
+    const slow = sms(ns, '+14155550401', 'rate limited')
+    await produceRecords(producer, ns.topics.main('sms'), [slow], 0)
+    const paused = await d.waitForLog((l) => l.msg === 'partition paused until its next retry is due')
+    assert.equal(paused.partition, 0)
+    assert.ok(Number(paused.waitMs) >= 9000, 'the wait honours Retry-After')
+    const others = [1, 2, 3].map((p) => ({ p, record: sms(ns, `+1415555050${p}`, `other partition ${p}`) }))
+    for (const { p, record } of others) await produceRecords(producer, ns.topics.main('sms'), [record], p)
+    for (const { record } of others)
+      assert.equal((await finalStatus(ns, record.id, 8000)).status, 'delivered')
+    assert.equal(
+      (await statuses(ns).get(slow.id))?.status,
+      'retrying',
+      'still waiting while the others were delivered',
+    )
+    assert.equal((await finalStatus(ns, slow.id, 30_000)).status, 'delivered')
+    const joins = d.lines.filter((l) => l.msg === 'joined the group; claiming partitions').length
+    assert.equal(joins, 1, 'no rebalance: the member was never evicted')
+    d.kill('SIGTERM')
+    await d.exited
+  })
+})
