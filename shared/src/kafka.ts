@@ -26,7 +26,10 @@ export function createKafka(options: {
       () =>
       ({ level, log: entry }) => {
         const { message, timestamp: _t, logger: _l, ...rest } = entry
-        log[levels[level] ?? 'info'](rest, message)
+        // kafkajs logs every error answer it retries ("Response Metadata(...)", not the leader, ...) at
+        // ERROR; the retry outcome is what matters, so those go to debug.
+        const retried = typeof message === 'string' && message.startsWith('Response ')
+        log[retried ? 'debug' : (levels[level] ?? 'info')](rest, message)
       },
     ...options.overrides,
   })
