@@ -49,7 +49,7 @@ async function main(): Promise<number> {
   // The broker takes a few seconds to start: start it while types, lint and unit tests run.
   const stackUp: Promise<StackUp | Error> =
     integration.length > 0
-      ? startStack(stack, log).catch((error: Error) => error)
+      ? startStack(stack, log, { adoptRunning: true }).catch((error: Error) => error)
       : Promise.resolve(new Error('unused'))
   const results: Array<[string, number]> = []
   try {

@@ -1,9 +1,9 @@
 // The local infrastructure as one unit: a Kafka broker and a Redis server sharing a data folder.
 // Ports and folder come from the environment so tests can run private instances beside a developer's stack.
 import { join, resolve } from 'node:path'
-import { type KafkaInstance, kafkaPid, startKafka, stopKafka } from './kafka.ts'
-import { defaultDataDir } from './process.ts'
-import { type RedisInstance, redisPid, startRedis, stopRedis } from './redis.ts'
+import { isKafkaReady, type KafkaInstance, kafkaPid, startKafka, stopKafka } from './kafka.ts'
+import { defaultDataDir, isPortOpen } from './process.ts'
+import { isRedisReady, type RedisInstance, redisPid, startRedis, stopRedis } from './redis.ts'
 
 export interface Stack {
   dataDir: string
@@ -58,8 +58,31 @@ export interface StackUp {
   startedRedis: boolean
 }
 
-/** Starts Redis and Kafka in parallel; returns once both are ready. */
-export async function startStack(stack: Stack, log: (line: string) => void = () => {}): Promise<StackUp> {
+/**
+ * Starts Redis and Kafka in parallel; returns once both are ready. With `adoptRunning`, servers already
+ * answering on the ports (started by someone else) are used as they are and left alone.
+ */
+export async function startStack(
+  stack: Stack,
+  log: (line: string) => void = () => {},
+  options: { adoptRunning?: boolean } = {},
+): Promise<StackUp> {
+  if (options.adoptRunning) {
+    const brokers = `127.0.0.1:${stack.kafka.port}`
+    const [redisUp, kafkaUp] = await Promise.all([
+      isRedisReady(stack.redis.port),
+      isPortOpen(stack.kafka.port).then((open) => open && isKafkaReady(brokers, 10_000).catch(() => false)),
+    ])
+    if (redisUp && kafkaUp) {
+      log('using the Kafka and Redis already running on their ports')
+      return {
+        brokers,
+        redisUrl: `redis://127.0.0.1:${stack.redis.port}`,
+        startedKafka: false,
+        startedRedis: false,
+      }
+    }
+  }
   const [redis, kafka] = await Promise.allSettled([
     startRedis(stack.redis, log),
     startKafka(stack.kafka, log),
