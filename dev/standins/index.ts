@@ -20,7 +20,8 @@ const port = (name: string, fallback: number) => Number(process.env[name] ?? fal
 
 export async function startSandbox(options: { quiet?: boolean } = {}): Promise<Sandbox> {
   const recordDir = process.env.STANDIN_RECORD_DIR
-  const common = { ...(recordDir ? { recordDir } : {}), quiet: options.quiet ?? false }
+  const host = process.env.STANDIN_HOST ?? '127.0.0.1'
+  const common = { ...(recordDir ? { recordDir } : {}), quiet: options.quiet ?? false, host }
   const smtp = await startSmtpStandIn({
     port: port('SMTP_STANDIN_PORT', 1025),
     httpPort: port('SMTP_STANDIN_HTTP_PORT', 1080),

@@ -6,6 +6,8 @@ import { type Faults, handleControl, readBody, type StandIn, StandInState } from
 
 export interface SlackStandInOptions {
   port?: number
+  /** Interface to listen on (127.0.0.1; 0.0.0.0 in a container). */
+  host?: string
   faults?: Faults
   recordDir?: string
   quiet?: boolean
@@ -63,7 +65,9 @@ export async function startSlackStandIn(options: SlackStandInOptions = {}): Prom
     })
   })
   server.on('clientError', (_e, socket) => socket.destroy())
-  await new Promise<void>((resolve) => server.listen(options.port ?? 4020, '127.0.0.1', resolve))
+  await new Promise<void>((resolve) =>
+    server.listen(options.port ?? 4020, options.host ?? '127.0.0.1', resolve),
+  )
   const port = (server.address() as AddressInfo).port
   return {
     port,

@@ -7,6 +7,8 @@ import { type Faults, handleControl, type StandIn, StandInState, sendJson } from
 
 export interface SmtpStandInOptions {
   port?: number
+  /** Interface to listen on (127.0.0.1; 0.0.0.0 in a container). */
+  host?: string
   httpPort?: number
   faults?: Faults
   recordDir?: string
@@ -96,7 +98,7 @@ export async function startSmtpStandIn(options: SmtpStandInOptions = {}): Promis
   })
   await new Promise<void>((resolve, reject) => {
     smtp.once('error', reject)
-    smtp.listen(options.port ?? 1025, '127.0.0.1', () => resolve())
+    smtp.listen(options.port ?? 1025, options.host ?? '127.0.0.1', () => resolve())
   })
   const port = (smtp.server.address() as AddressInfo).port
   const http: Server = createServer((req, res) => {
@@ -107,7 +109,9 @@ export async function startSmtpStandIn(options: SmtpStandInOptions = {}): Promis
       .catch(() => sendJson(res, 400, { error: 'bad_request' }))
   })
   http.on('clientError', (_e, socket) => socket.destroy())
-  await new Promise<void>((resolve) => http.listen(options.httpPort ?? 1080, '127.0.0.1', resolve))
+  await new Promise<void>((resolve) =>
+    http.listen(options.httpPort ?? 1080, options.host ?? '127.0.0.1', resolve),
+  )
   const httpPort = (http.address() as AddressInfo).port
   return {
     port,

@@ -8,6 +8,8 @@ import { type Faults, handleControl, readBody, type StandIn, StandInState, sendJ
 
 export interface TwilioStandInOptions {
   port?: number
+  /** Interface to listen on (127.0.0.1; 0.0.0.0 in a container). */
+  host?: string
   /** When set, only these credentials are accepted (username = account SID, password = token). */
   accountSid?: string
   authToken?: string
@@ -123,7 +125,9 @@ export async function startTwilioStandIn(options: TwilioStandInOptions = {}): Pr
     })
   })
   server.on('clientError', (_e, socket) => socket.destroy())
-  await new Promise<void>((resolve) => server.listen(options.port ?? 4010, '127.0.0.1', resolve))
+  await new Promise<void>((resolve) =>
+    server.listen(options.port ?? 4010, options.host ?? '127.0.0.1', resolve),
+  )
   const port = (server.address() as AddressInfo).port
   return {
     port,
