@@ -1,8 +1,18 @@
 // Time-ordered notification ids: UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then random bits.
 import { randomFillSync } from 'node:crypto'
 
-const pool = Buffer.alloc(16 * 256)
+const pool = Buffer.alloc(64 * 1024)
 let poolOffset = pool.length
+
+/** Random hex from the same pool (trace ids). */
+export function randomHex(bytes: number): string {
+  if (poolOffset + bytes > pool.length) {
+    randomFillSync(pool)
+    poolOffset = 0
+  }
+  poolOffset += bytes
+  return pool.toString('hex', poolOffset - bytes, poolOffset)
+}
 
 export function uuidv7(now = Date.now()): string {
   if (poolOffset + 10 > pool.length) {

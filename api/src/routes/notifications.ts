@@ -1,5 +1,4 @@
 // POST /api/v1/notification, POST /api/v1/notifications (batch), GET /api/v1/notification/:id.
-import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import type { Config } from '@herald/shared/config'
 import type { Logger } from '@herald/shared/logger'
@@ -17,7 +16,7 @@ import type { TopicNames } from '@herald/shared/topics'
 import { type Request, type Response, Router } from 'express'
 import { ApiError, invalid, outcomeUnknown } from '../errors.ts'
 import { fingerprint, type IdempotencyStore, type StoredAnswer } from '../idempotency.ts'
-import { uuidv7 } from '../ids.ts'
+import { randomHex, uuidv7 } from '../ids.ts'
 import type { ApiMetrics } from '../metrics.ts'
 import { type NotificationProducer, ProduceTimeoutError } from '../producer.ts'
 
@@ -40,7 +39,7 @@ function traceIdOf(req: Request): string {
   // W3C traceparent: 00-<32 hex trace id>-<16 hex span id>-<flags>
   const traceparent = req.get('traceparent')
   const match = traceparent ? /^[\da-f]{2}-([\da-f]{32})-[\da-f]{16}-[\da-f]{2}$/.exec(traceparent) : null
-  return match?.[1] ?? randomBytes(16).toString('hex')
+  return match?.[1] ?? randomHex(16)
 }
 
 export function notificationRoutes(deps: NotificationRoutesDeps): Router {
@@ -126,7 +125,7 @@ export function notificationRoutes(deps: NotificationRoutesDeps): Router {
     if (key === undefined) {
       const record = toRecord(input)
       await produce(record, req)
-      await createStatus(record)
+      createStatus(record)
       return answer(res, stored(record), false)
     }
     if (!idempotencyKeyPattern.test(key)) {
@@ -184,7 +183,7 @@ export function notificationRoutes(deps: NotificationRoutesDeps): Router {
     await idempotency.ack(user, key, claim.owner, print, result).catch((error: unknown) => {
       logger.warn({ err: error, id: record.id }, 'idempotency key not recorded as acked')
     })
-    await createStatus(record)
+    createStatus(record)
     answer(res, result, false)
   })
 
@@ -211,7 +210,7 @@ export function notificationRoutes(deps: NotificationRoutesDeps): Router {
       accepted.map(async ({ index, record }, i) => {
         if (outcomes[i]?.status === 'fulfilled') {
           metrics.accepted.inc({ channel: record.channel })
-          await createStatus(record)
+          createStatus(record)
           results[index] = { index, status: 202, id: record.id, channel: record.channel }
         } else {
           metrics.produceFailures.inc({ reason: 'batch' })
