@@ -22,6 +22,8 @@ export interface AppDeps {
   topics: TopicNames
   metrics: ApiMetrics
   logger: Logger
+  /** Test-only: retain 64 KiB per request, to show that the hostile-input memory check catches a leak. */
+  leakForTests?: boolean
   /** Is Kafka reachable? (cached by the caller; /readyz fails when not) */
   kafkaReady: () => Promise<boolean>
   maxBatch?: number
@@ -61,6 +63,14 @@ export function createApp(deps: AppDeps): express.Express {
     })
     next()
   })
+
+  if (deps.leakForTests) {
+    const retained: Buffer[] = []
+    app.use((_req: Request, _res: Response, next: NextFunction) => {
+      retained.push(Buffer.alloc(64 * 1024, 1))
+      next()
+    })
+  }
 
   const openapi = buildOpenApi({ maxBatch })
   app.get('/healthz', (_req, res) => {

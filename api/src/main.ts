@@ -22,7 +22,9 @@ async function main(): Promise<void> {
   if (config.apiKeys.size === 0) {
     logger.warn('API_KEYS is empty: the api accepts notifications from anyone (set API_KEYS=name:key,...)')
   }
-  const api = await startApi(config, logger)
+  const leakForTests = process.env.HERALD_TEST_LEAK === '1'
+  if (leakForTests) logger.warn('TEST-ONLY LEAK: this api retains 64 KiB per request')
+  const api = await startApi(config, logger, { leakForTests })
   logger.info({ port: api.port }, `api listening on http://127.0.0.1:${api.port}`)
 
   let stopping = false

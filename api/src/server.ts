@@ -25,7 +25,11 @@ export interface RunningApi {
   stop(): Promise<void>
 }
 
-export async function startApi(config: Config, logger: Logger): Promise<RunningApi> {
+export async function startApi(
+  config: Config,
+  logger: Logger,
+  options: { leakForTests?: boolean } = {},
+): Promise<RunningApi> {
   const deadline = config.kafka.produceTimeoutMs
 
   const redis = createRedis(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false })
@@ -98,6 +102,7 @@ export async function startApi(config: Config, logger: Logger): Promise<RunningA
     }),
     topics: names,
     metrics,
+    ...(options.leakForTests ? { leakForTests: true } : {}),
     logger,
     kafkaReady: async () => {
       if (Date.now() - kafkaCheck.at < 1000) return kafkaCheck.ok
