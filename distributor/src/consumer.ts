@@ -24,6 +24,7 @@ import { Breaker } from './breaker.ts'
 import type { Channel } from './channels/channel.ts'
 import { type DeadLetter, writeDeadLetters } from './dead-letters.ts'
 import { deliver } from './delivery.ts'
+import { LagExporter } from './lag.ts'
 import type { DistributorMetrics } from './metrics.ts'
 import { OffsetStore } from './offsets/offsets.ts'
 import { PartitionTracker } from './offsets/tracker.ts'
@@ -100,6 +101,7 @@ export class Distributor {
   #probeTimer: NodeJS.Timeout | undefined
   #breakerReported = false
   readonly #breaker: Breaker
+  readonly #lag: LagExporter
   #crashed: ((error: Error) => void) | undefined
 
   constructor(deps: DistributorDeps) {
@@ -122,6 +124,14 @@ export class Distributor {
     })
     this.#admin = deps.kafka.admin()
     this.#offsets = new OffsetStore(deps.redis, deps.keys, deps.groupId, deps.topics.main)
+    this.#lag = new LagExporter({
+      admin: this.#admin,
+      offsets: this.#offsets,
+      topic: deps.topics.main,
+      groupId: deps.groupId,
+      metrics: deps.metrics,
+      logger: this.#log,
+    })
     this.#breaker = new Breaker({
       failureThreshold: deps.config.breaker.threshold,
       probeDelayMs: deps.config.breaker.probeMs,
@@ -164,6 +174,7 @@ export class Distributor {
       partitionsConsumedConcurrently: Math.max(1, this.#deps.config.topics.partitions),
       eachBatch: (payload) => this.#onBatch(payload),
     })
+    this.#lag.start(this.#deps.config.lagIntervalMs)
     this.#running = true
   }
 
@@ -174,6 +185,7 @@ export class Distributor {
   async stop(): Promise<void> {
     if (!this.#running) return
     this.#running = false
+    this.#lag.stop()
     const bound = setTimeout(
       () => this.#stop.abort(new Error('shutdown bound reached')),
       this.#deps.config.shutdownTimeoutMs,
@@ -198,6 +210,7 @@ export class Distributor {
     if (assigned.length > 0) this.#consumer.pause([{ topic, partitions: assigned }])
     const seq = ++this.#joinSeq
     this.#memberId = event.payload.memberId
+    this.#lag.setLeader(event.payload.isLeader)
     // Every rebalance drops kafkajs' positions, even for kept partitions: every claim starts over.
     this.#partitions.clear()
     this.#deps.metrics.partitionsHeld.set(0)

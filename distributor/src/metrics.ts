@@ -90,6 +90,17 @@ export function createDistributorMetrics(labels: { channel: string }) {
       help: 'Records dead-lettered because their delivery kept crashing the process.',
       registers: [registry],
     }),
+    lag: new Gauge({
+      name: 'herald_consumer_lag_records',
+      help: 'Records not yet finished per partition (log end minus the stored next offset); exported by the group leader only, for every partition.',
+      labelNames: ['partition'] as const,
+      registers: [registry],
+    }),
+    oldestUnfinishedAge: new Gauge({
+      name: 'herald_oldest_unfinished_age_seconds',
+      help: 'Age of the oldest unfinished record of the channel (alert well before topic retention); leader only.',
+      registers: [registry],
+    }),
     poison: new Counter({
       name: 'herald_poison_records_total',
       help: 'Records that could not be read (not JSON, failing the schema, too large).',

@@ -87,6 +87,7 @@ const envSchema = z.object({
   BREAKER_PROBE_MS: positiveInt(5000),
   BREAKER_PROBE_MAX_MS: positiveInt(60_000),
   CRASH_LOOP_LIMIT: positiveInt(3),
+  LAG_INTERVAL_MS: positiveInt(15_000),
   IDEMPOTENCY_TTL_SECONDS: positiveInt(86_400),
   STATUS_TTL_SECONDS: positiveInt(7 * 86_400),
   MAX_BODY_BYTES: positiveInt(64 * 1024),
@@ -123,6 +124,8 @@ export interface Config {
     crashLoopLimit: number
   }
   breaker: { threshold: number; probeMs: number; probeMaxMs: number }
+  /** How often the group leader exports consumer lag. */
+  lagIntervalMs: number
   shutdownTimeoutMs: number
   idempotencyTtlSeconds: number
   statusTtlSeconds: number
@@ -211,6 +214,7 @@ export function loadConfig(
       probeMs: e.BREAKER_PROBE_MS,
       probeMaxMs: e.BREAKER_PROBE_MAX_MS,
     },
+    lagIntervalMs: e.LAG_INTERVAL_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,
     statusTtlSeconds: e.STATUS_TTL_SECONDS,

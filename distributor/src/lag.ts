@@ -1,0 +1,116 @@
+// Consumer lag an autoscaler can trust: per partition, the log end minus the stored next offset (Redis, the
+// source of truth; else the offset mirrored to Kafka; else the log start), and the age of the oldest
+// unfinished record per channel. Only the group leader exports them, for every partition of the topic —
+// held or not — so each partition has exactly one series across replicas; a replica that stops leading
+// removes its series.
+import type { Logger } from '@herald/shared/logger'
+import type { Admin } from 'kafkajs'
+import type { DistributorMetrics } from './metrics.ts'
+import type { OffsetStore } from './offsets/offsets.ts'
+
+export interface PartitionLag {
+  partition: number
+  next: number
+  high: number
+  lag: number
+}
+
+export class LagExporter {
+  readonly #admin: Admin
+  readonly #offsets: OffsetStore
+  readonly #topic: string
+  readonly #groupId: string
+  readonly #metrics: DistributorMetrics
+  readonly #log: Logger
+  #leader = false
+  #timer: NodeJS.Timeout | undefined
+  #running: Promise<void> | undefined
+
+  constructor(options: {
+    admin: Admin
+    offsets: OffsetStore
+    topic: string
+    groupId: string
+    metrics: DistributorMetrics
+    logger: Logger
+  }) {
+    this.#admin = options.admin
+    this.#offsets = options.offsets
+    this.#topic = options.topic
+    this.#groupId = options.groupId
+    this.#metrics = options.metrics
+    this.#log = options.logger
+  }
+
+  /** Called on every group join. */
+  setLeader(leader: boolean): void {
+    if (this.#leader && !leader) this.#clear()
+    this.#leader = leader
+  }
+
+  start(intervalMs: number): void {
+    this.#timer = setInterval(() => {
+      if (!this.#leader || this.#running) return
+      this.#running = this.collect()
+        .then(() => {})
+        .catch((error: unknown) => this.#log.warn({ err: error }, 'lag collection failed'))
+        .finally(() => {
+          this.#running = undefined
+        })
+    }, intervalMs)
+    this.#timer.unref()
+  }
+
+  stop(): void {
+    clearInterval(this.#timer)
+    this.#clear()
+  }
+
+  #clear(): void {
+    this.#metrics.lag.reset()
+    this.#metrics.oldestUnfinishedAge.reset()
+  }
+
+  /** Reads the lag of every partition and, for the lagging ones, the age of the record at `next`. */
+  async collect(): Promise<PartitionLag[]> {
+    const bounds = await this.#admin.fetchTopicOffsets(this.#topic)
+    const stored = await this.#offsets.read()
+    const committed = new Map<number, number>()
+    if (bounds.some((b) => !stored.has(b.partition))) {
+      const [offsets] = await this.#admin.fetchOffsets({ groupId: this.#groupId, topics: [this.#topic] })
+      for (const p of offsets?.partitions ?? [])
+        if (Number(p.offset) >= 0) committed.set(p.partition, Number(p.offset))
+    }
+    const lags = bounds.map((b) => {
+      const low = Number(b.low)
+      const high = Number(b.high)
+      const next = Math.max(low, stored.get(b.partition) ?? committed.get(b.partition) ?? low)
+      return { partition: b.partition, next, high, lag: Math.max(0, high - next) }
+    })
+    if (!this.#leader) return lags
+    for (const l of lags) this.#metrics.lag.set({ partition: String(l.partition) }, l.lag)
+    const ages = await Promise.all(lags.filter((l) => l.lag > 0).map((l) => this.#ageOf(l.partition, l.next)))
+    this.#metrics.oldestUnfinishedAge.set(Math.max(0, ...ages))
+    return lags
+  }
+
+  /**
+   * Age in seconds of the record at `offset`, from its broker timestamp: the latest time T whose first
+   * offset at or after T is still at or below `offset`, found by bisection to one second.
+   */
+  async #ageOf(partition: number, offset: number): Promise<number> {
+    const now = Date.now()
+    let lo = now - 90 * 24 * 3600 * 1000
+    let hi = now
+    while (hi - lo > 1000) {
+      const mid = Math.floor((lo + hi) / 2)
+      const found = (await this.#admin.fetchTopicOffsetsByTimestamp(this.#topic, mid)).find(
+        (p) => p.partition === partition,
+      )
+      const first = Number(found?.offset ?? -1)
+      if (first >= 0 && first <= offset) lo = mid
+      else hi = mid
+    }
+    return (now - lo) / 1000
+  }
+}
