@@ -8,6 +8,7 @@ import { Kafka, logLevel } from 'kafkajs'
 import {
   cacheRoot,
   isPortOpen,
+  isRunning,
   livePid,
   repoRoot,
   spawnDetached,
@@ -275,10 +276,7 @@ export async function startKafka(
     await waitFor('Kafka', async () => (await isPortOpen(instance.port)) && isKafkaReady(brokers, 10_000), {
       timeoutMs: 120_000,
       intervalMs: 500,
-      abortIf: () =>
-        livePid(pidFile, mainClass) === undefined
-          ? `the broker exited; last log lines:\n${tailOf(logFile)}`
-          : undefined,
+      abortIf: () => (isRunning(pid) ? undefined : `the broker exited; last log lines:\n${tailOf(logFile)}`),
     })
   } catch (error) {
     await stopProcess(pid, 5000)

@@ -41,9 +41,15 @@ export function readPidFile(file: string): number | undefined {
 export function livePid(file: string, marker: string): number | undefined {
   const pid = readPidFile(file)
   if (pid === undefined) return undefined
-  if (isAlive(pid) && commandLineOf(pid).includes(marker)) return pid
-  rmSync(file, { force: true })
+  if (isRunning(pid) && commandLineOf(pid).includes(marker)) return pid
+  // Only a dead process's pid file is stale: a live one may not have exec'd its program yet.
+  if (!isRunning(pid)) rmSync(file, { force: true })
   return undefined
+}
+
+/** Alive and not a zombie waiting to be reaped. */
+export function isRunning(pid: number): boolean {
+  return isAlive(pid) && !isZombie(pid)
 }
 
 export function isPortOpen(port: number, host = '127.0.0.1', timeoutMs = 1000): Promise<boolean> {

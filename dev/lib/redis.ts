@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process'
 import { accessSync, constants, mkdirSync, rmSync } from 'node:fs'
 import { connect } from 'node:net'
 import { delimiter, join } from 'node:path'
-import { isPortOpen, livePid, spawnDetached, stopProcess, tailOf, waitFor } from './process.ts'
+import { isPortOpen, isRunning, livePid, spawnDetached, stopProcess, tailOf, waitFor } from './process.ts'
 
 export interface RedisInstance {
   port: number
@@ -133,9 +133,7 @@ export async function startRedis(
     await waitFor('Redis', () => isRedisReady(instance.port), {
       timeoutMs: 30_000,
       abortIf: () =>
-        livePid(pidFile, 'redis-server') === undefined
-          ? `redis-server exited; last log lines:\n${tailOf(logFile)}`
-          : undefined,
+        isRunning(pid) ? undefined : `redis-server exited; last log lines:\n${tailOf(logFile)}`,
     })
   } catch (error) {
     await stopProcess(pid, 5000)
