@@ -1,5 +1,6 @@
 // createApp(deps): the express app, built from its parts and never listening by itself (main.ts does).
 import type { Config } from '@herald/shared/config'
+import type { DeadLetterStore } from '@herald/shared/dead-letters'
 import type { Logger } from '@herald/shared/logger'
 import type { Redis } from '@herald/shared/redis/client'
 import type { StatusStore } from '@herald/shared/status'
@@ -11,6 +12,7 @@ import type { IdempotencyStore } from './idempotency.ts'
 import type { ApiMetrics } from './metrics.ts'
 import { buildOpenApi } from './openapi.ts'
 import type { NotificationProducer } from './producer.ts'
+import { deadLetterRoutes } from './routes/dead-letters.ts'
 import { notificationRoutes } from './routes/notifications.ts'
 
 export interface AppDeps {
@@ -22,6 +24,8 @@ export interface AppDeps {
   topics: TopicNames
   metrics: ApiMetrics
   logger: Logger
+  /** Operator access to dead letters (list, replay). */
+  deadLetters?: DeadLetterStore
   /** Test-only: retain 64 KiB per request, to show that the hostile-input memory check catches a leak. */
   leakForTests?: boolean
   /** Is Kafka reachable? (cached by the caller; /readyz fails when not) */
@@ -34,6 +38,8 @@ const routes: Record<string, string[]> = {
   '/api/v1/notifications': ['POST'],
   '/api/v1/notification/:id': ['GET'],
   '/api/v1/openapi.json': ['GET'],
+  '/api/v1/dead-letters/:channel': ['GET'],
+  '/api/v1/dead-letters/:channel/replay': ['POST'],
   '/healthz': ['GET'],
   '/readyz': ['GET'],
   '/metrics': ['GET'],
@@ -42,6 +48,8 @@ const routes: Record<string, string[]> = {
 function routeOf(path: string): string | undefined {
   if (routes[path]) return path
   if (/^\/api\/v1\/notification\/[^/]+$/.test(path)) return '/api/v1/notification/:id'
+  if (/^\/api\/v1\/dead-letters\/[^/]+$/.test(path)) return '/api/v1/dead-letters/:channel'
+  if (/^\/api\/v1\/dead-letters\/[^/]+\/replay$/.test(path)) return '/api/v1/dead-letters/:channel/replay'
   return undefined
 }
 
@@ -121,6 +129,7 @@ export function createApp(deps: AppDeps): express.Express {
   })
   app.use('/api/v1', express.json({ limit: config.maxBodyBytes, strict: false, type: 'application/json' }))
   app.use('/api/v1', notificationRoutes({ ...deps, maxBatch }))
+  if (deps.deadLetters) app.use('/api/v1', deadLetterRoutes(deps.deadLetters))
 
   app.use((req: Request, _res: Response, next: NextFunction) => {
     next(new ApiError(404, 'not_found', `no route ${req.method} ${req.path}`))

@@ -4,6 +4,7 @@ import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type Config, channels } from '@herald/shared/config'
+import { DeadLetterStore } from '@herald/shared/dead-letters'
 import { ConfigError } from '@herald/shared/errors'
 import { createKafka } from '@herald/shared/kafka'
 import type { Logger } from '@herald/shared/logger'
@@ -102,6 +103,7 @@ export async function startApi(
     }),
     topics: names,
     metrics,
+    deadLetters: new DeadLetterStore(kafka, names, new StatusStore(redis, keys, config.statusTtlSeconds)),
     ...(options.leakForTests ? { leakForTests: true } : {}),
     logger,
     kafkaReady: async () => {

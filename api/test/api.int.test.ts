@@ -394,3 +394,20 @@ describe('OpenAPI', () => {
     )
   })
 })
+
+describe('dead letters over the api', () => {
+  test('listing needs the API key, names the channel, and a replay needs a selection', async () => {
+    const denied = await fetch(`${api.url}/api/v1/dead-letters/email`)
+    assert.equal(denied.status, 401)
+    const listed = await fetch(`${api.url}/api/v1/dead-letters/email?class=permanent`, { headers: auth })
+    assert.equal(listed.status, 200)
+    assert.deepEqual(await listed.json(), { channel: 'email', deadLetters: [] })
+    assert.equal((await fetch(`${api.url}/api/v1/dead-letters/fax`, { headers: auth })).status, 404)
+    const badClass = await fetch(`${api.url}/api/v1/dead-letters/email?class=nope`, { headers: auth })
+    assert.equal(badClass.status, 400)
+    const noSelection = await post({}, {}, '/api/v1/dead-letters/email/replay')
+    assert.equal(noSelection.status, 400)
+    const replayed = await post({ all: true }, {}, '/api/v1/dead-letters/sms/replay')
+    assert.deepEqual(await replayed.json(), { channel: 'sms', replayed: [] })
+  })
+})
