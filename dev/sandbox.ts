@@ -1,11 +1,31 @@
-// npm run sandbox: the SMTP, Twilio and Slack stand-ins in the foreground until Ctrl-C.
-import { startSandbox } from './standins/index.ts'
+// npm run sandbox: the SMTP, Twilio and Slack stand-ins in the foreground until Ctrl-C (or SIGTERM).
+// Ports: SMTP_STANDIN_PORT (1025), SMTP_STANDIN_HTTP_PORT (1080), TWILIO_STANDIN_PORT (4010),
+// SLACK_STANDIN_PORT (4020); 0 picks a free one. Faults at start: SMTP_STANDIN_FAULTS,
+// TWILIO_STANDIN_FAULTS, SLACK_STANDIN_FAULTS or STANDIN_FAULTS (JSON). STANDIN_RECORD_DIR keeps a JSONL
+// record per stand-in. STANDIN_MAX_MESSAGES bounds what each keeps in memory (10000 here).
+import { type Sandbox, startSandbox } from './standins/index.ts'
 
-const sandbox = await startSandbox()
+let sandbox: Sandbox
+try {
+  sandbox = await startSandbox({ maxMessages: Number(process.env.STANDIN_MAX_MESSAGES) || 10_000 })
+} catch (error) {
+  console.error(`sandbox: ${(error as Error).message}`)
+  process.exit(1)
+}
+
 for (const line of sandbox.describe()) console.log(line)
-const stop = async () => {
+console.log('env for Herald:')
+for (const [name, value] of Object.entries(sandbox.env)) console.log(`  ${name}=${value}`)
+console.log('Ctrl-C stops.')
+
+let stopping = false
+const stop = async (signal: string) => {
+  if (stopping) process.exit(0)
+  stopping = true
+  console.log(`${signal}: closing the stand-ins`)
+  setTimeout(() => process.exit(0), 3000).unref()
   await sandbox.close()
   process.exit(0)
 }
-process.once('SIGINT', () => void stop())
-process.once('SIGTERM', () => void stop())
+process.on('SIGINT', () => void stop('SIGINT'))
+process.on('SIGTERM', () => void stop('SIGTERM'))

@@ -1,10 +1,44 @@
-// The three stand-ins together, for npm start and npm run sandbox.
-import { faultsFromEnv, type StandIn } from './common.ts'
+// The three stand-ins together, for npm start, npm run sandbox and tests.
+import { type Faults, faultsFromEnv, type StandIn } from './common.ts'
 import { startSlackStandIn } from './slack.ts'
 import { type SmtpStandIn, startSmtpStandIn } from './smtp.ts'
 import { startTwilioStandIn } from './twilio.ts'
 
-export type { Faults, ReceivedMessage, StandIn } from './common.ts'
+export type { Faults, PermanentRecipient, ReceivedMessage, StandIn, StandInOptions } from './common.ts'
+export { parseFaults } from './common.ts'
+export { type SlackStandInOptions, startSlackStandIn } from './slack.ts'
+export { type SmtpStandIn, type SmtpStandInOptions, startSmtpStandIn } from './smtp.ts'
+export { startTwilioStandIn, type TwilioStandInOptions } from './twilio.ts'
+
+export interface SandboxPorts {
+  smtp: number
+  smtpHttp: number
+  twilio: number
+  slack: number
+}
+
+export const defaultPorts: SandboxPorts = { smtp: 1025, smtpHttp: 1080, twilio: 4010, slack: 4020 }
+
+const portEnv: Record<keyof SandboxPorts, string> = {
+  smtp: 'SMTP_STANDIN_PORT',
+  smtpHttp: 'SMTP_STANDIN_HTTP_PORT',
+  twilio: 'TWILIO_STANDIN_PORT',
+  slack: 'SLACK_STANDIN_PORT',
+}
+
+export interface SandboxOptions {
+  /** Ports (0 = any free one); else SMTP_STANDIN_PORT, SMTP_STANDIN_HTTP_PORT, TWILIO_STANDIN_PORT, SLACK_STANDIN_PORT; else 1025, 1080, 4010, 4020. */
+  ports?: Partial<SandboxPorts>
+  /** Interface to listen on; else STANDIN_HOST; else 127.0.0.1. */
+  host?: string
+  /** Faults at start; else SMTP_STANDIN_FAULTS, TWILIO_STANDIN_FAULTS, SLACK_STANDIN_FAULTS or STANDIN_FAULTS (JSON). */
+  faults?: { smtp?: Faults; twilio?: Faults; slack?: Faults }
+  /** JSONL record of every received message per stand-in; else STANDIN_RECORD_DIR. */
+  recordDir?: string
+  /** Keep only the newest N messages in memory; else STANDIN_MAX_MESSAGES; else all. */
+  maxMessages?: number
+  quiet?: boolean
+}
 
 export interface Sandbox {
   smtp: SmtpStandIn
@@ -16,49 +50,76 @@ export interface Sandbox {
   close(): Promise<void>
 }
 
-const port = (name: string, fallback: number) => Number(process.env[name] ?? fallback)
+/** A port from options, else from the environment, else the default; a bad value is a readable error. */
+function portFor(name: keyof SandboxPorts, ports: Partial<SandboxPorts>): number {
+  const raw = ports[name] ?? process.env[portEnv[name]] ?? defaultPorts[name]
+  const port = Number(raw)
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+    throw new Error(`${portEnv[name]} must be a port number (0 for any free port), not "${raw}"`)
+  }
+  return port
+}
 
-export async function startSandbox(options: { quiet?: boolean } = {}): Promise<Sandbox> {
-  const recordDir = process.env.STANDIN_RECORD_DIR
-  const host = process.env.STANDIN_HOST ?? '127.0.0.1'
-  const common = { ...(recordDir ? { recordDir } : {}), quiet: options.quiet ?? false, host }
-  const smtp = await startSmtpStandIn({
-    port: port('SMTP_STANDIN_PORT', 1025),
-    httpPort: port('SMTP_STANDIN_HTTP_PORT', 1080),
-    faults: faultsFromEnv('SMTP_STANDIN_FAULTS'),
-    ...common,
-  })
-  const twilio = await startTwilioStandIn({
-    port: port('TWILIO_STANDIN_PORT', 4010),
-    faults: faultsFromEnv('TWILIO_STANDIN_FAULTS'),
-    ...common,
-  })
-  const slack = await startSlackStandIn({
-    port: port('SLACK_STANDIN_PORT', 4020),
-    faults: faultsFromEnv('SLACK_STANDIN_FAULTS'),
-    ...common,
-  })
-  return {
-    smtp,
-    twilio,
-    slack,
-    env: {
-      SMTP_URL: smtp.url,
-      TWILIO_API_URL: twilio.url,
-      TWILIO_ACCOUNT_SID: 'AC00000000000000000000000000000000',
-      TWILIO_AUTH_TOKEN: 'local-stand-in',
-      TWILIO_FROM: '+15550000000',
-      SLACK_WEBHOOK_URL: `${slack.url}/services/T000/B000/default`,
-      SLACK_WEBHOOKS: JSON.stringify({ ops: `${slack.url}/services/T000/B000/ops` }),
-    },
-    describe: () => [
-      `SMTP      ${smtp.url}  (received: curl localhost:${smtp.httpPort}/messages)`,
-      `Twilio    ${twilio.url}  (received: curl ${twilio.url}/messages)`,
-      `Slack     ${slack.url}/services/...  (received: curl ${slack.url}/messages)`,
-      `faults:   curl -XPUT ${twilio.url}/faults -d '{"failNext":3,"status":503}'  (same on each stand-in)`,
-    ],
-    close: async () => {
-      await Promise.all([smtp.close(), twilio.close(), slack.close()])
-    },
+export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbox> {
+  const ports = options.ports ?? {}
+  const recordDir = options.recordDir ?? process.env.STANDIN_RECORD_DIR
+  const maxMessages = options.maxMessages ?? (Number(process.env.STANDIN_MAX_MESSAGES) || undefined)
+  const common = {
+    ...(recordDir ? { recordDir } : {}),
+    ...(maxMessages ? { maxMessages } : {}),
+    quiet: options.quiet ?? false,
+    host: options.host ?? process.env.STANDIN_HOST ?? '127.0.0.1',
+  }
+  const wanted = {
+    smtp: portFor('smtp', ports),
+    smtpHttp: portFor('smtpHttp', ports),
+    twilio: portFor('twilio', ports),
+    slack: portFor('slack', ports),
+  }
+  const faults = {
+    smtp: options.faults?.smtp ?? faultsFromEnv('SMTP_STANDIN_FAULTS'),
+    twilio: options.faults?.twilio ?? faultsFromEnv('TWILIO_STANDIN_FAULTS'),
+    slack: options.faults?.slack ?? faultsFromEnv('SLACK_STANDIN_FAULTS'),
+  }
+  const started: StandIn[] = []
+  try {
+    const smtp = await startSmtpStandIn({
+      ...common,
+      port: wanted.smtp,
+      httpPort: wanted.smtpHttp,
+      faults: faults.smtp,
+    })
+    started.push(smtp)
+    const twilio = await startTwilioStandIn({ ...common, port: wanted.twilio, faults: faults.twilio })
+    started.push(twilio)
+    const slack = await startSlackStandIn({ ...common, port: wanted.slack, faults: faults.slack })
+    started.push(slack)
+    return {
+      smtp,
+      twilio,
+      slack,
+      env: {
+        SMTP_URL: smtp.url,
+        TWILIO_API_URL: twilio.url,
+        TWILIO_ACCOUNT_SID: 'AC00000000000000000000000000000000',
+        TWILIO_AUTH_TOKEN: 'local-stand-in',
+        TWILIO_FROM: '+15550000000',
+        SLACK_WEBHOOK_URL: `${slack.url}/services/T000/B000/default`,
+        SLACK_WEBHOOKS: JSON.stringify({ ops: `${slack.url}/services/T000/B000/ops` }),
+      },
+      describe: () => [
+        `SMTP      ${smtp.url}  (received: curl ${smtp.httpUrl}/messages)`,
+        `Twilio    ${twilio.url}/2010-04-01/Accounts/<sid>/Messages.json  (received: curl ${twilio.url}/messages)`,
+        `Slack     ${slack.url}/services/...  (received: curl ${slack.url}/messages)`,
+        `faults:   curl -XPUT ${twilio.url}/faults -d '{"failNext":3,"status":503}'  (same on each; DELETE clears)`,
+        ...(recordDir ? [`record:   ${recordDir}/{smtp,twilio,slack}.jsonl`] : []),
+      ],
+      close: async () => {
+        await Promise.all([smtp.close(), twilio.close(), slack.close()])
+      },
+    }
+  } catch (error) {
+    await Promise.all(started.map((s) => s.close()))
+    throw error
   }
 }
