@@ -222,7 +222,12 @@ export class Distributor {
   async #claimUntilDone(seq: number, partitions: number[]): Promise<void> {
     for (let attempt = 1; seq === this.#joinSeq && !this.#stop.signal.aborted; attempt++) {
       try {
-        await this.#claim(seq, partitions)
+        // A claim stuck on an unresponsive broker or Redis must not hold the partitions paused forever.
+        let timer: NodeJS.Timeout | undefined
+        const timeout = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error('claim timed out after 30 s')), 30_000)
+        })
+        await Promise.race([this.#claim(seq, partitions), timeout]).finally(() => clearTimeout(timer))
         return
       } catch (error) {
         this.#deps.metrics.claims.inc({ source: 'failed' }, partitions.length)
@@ -332,7 +337,10 @@ export class Distributor {
     }
     if (accepted.length > 0) await this.#processWithHeartbeats(state, batch, accepted, heartbeat)
     if (variant !== 'autocommit') await this.#advance(state)
-    if (lastInOrder !== undefined && !state.fenced) resolveOffset(lastInOrder)
+    // kafkajs' position moves only for the current claim (a newer claim sought the partition itself).
+    if (lastInOrder !== undefined && !state.fenced && this.#partitions.get(batch.partition) === state) {
+      resolveOffset(lastInOrder)
+    }
   }
 
   /** Delivers the accepted messages, one recipient (key) at a time in order, keys concurrently. */
@@ -643,6 +651,9 @@ export class Distributor {
   async #advance(state: PartitionState): Promise<void> {
     const next = state.tracker.next
     if (next <= state.recorded || state.fenced) return
+    // A batch of an earlier claim that ends after a rebalance: the newer claim read Redis and started from
+    // there; this one's token is superseded on purpose (by ourselves, or by the new owner). Nothing to fence.
+    if (this.#partitions.get(state.partition) !== state) return
     const result = await this.#offsets.advance(state.partition, state.token, next)
     this.#deps.metrics.offsetAdvances.inc({ result: result.status })
     switch (result.status) {
@@ -683,6 +694,9 @@ export class Distributor {
   #fence(state: PartitionState, stored: number | undefined): void {
     const { main: topic } = this.#deps.topics
     state.fenced = true
+    // Only the current claim of a partition may pause it: pausing for a superseded claim would stall the
+    // partition that the newer claim owns.
+    if (this.#partitions.get(state.partition) !== state) return
     this.#deps.metrics.fenced.inc()
     this.#deps.metrics.stalled.inc()
     this.#consumer.pause([{ topic, partitions: [state.partition] }])
