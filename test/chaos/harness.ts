@@ -325,11 +325,16 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         (async () => {
           await at(0.8)
           const empty = on('redis-empty')
+          // A sentinel written before the restart tells whether Redis really came back empty (or kept its
+          // AOF): the services write new keys as soon as it is up, so counting keys would not.
+          await redisCommand(stack.stack.redis.port, 'SET chaos:sentinel 1')
+          await sleep(1500) // appendfsync everysec: let the AOF catch up
           await stopRedis(stack.stack.redis)
           if (empty) execFileSync('rm', ['-rf', join(stack.stack.redis.dataDir, 'redis-data')])
           await startRedis(stack.stack.redis)
-          const keys = await redisCommand(stack.stack.redis.port, 'DBSIZE')
-          if (empty && keys !== ':0') faultsMissing.push(`Redis came back with ${keys}`)
+          const kept = (await redisCommand(stack.stack.redis.port, 'EXISTS chaos:sentinel')) === ':1'
+          if (empty && kept) faultsMissing.push('Redis was to come back empty but kept its data')
+          if (!empty && !kept) faultsMissing.push('Redis lost its data on a plain restart (AOF)')
           faultsRun.push(empty ? 'Redis restarted empty' : 'Redis restarted (AOF)')
         })(),
       )
