@@ -47,34 +47,46 @@ export class IdempotencyStore {
   }
 
   /**
-   * Takes the key for this request, or says why not. A request that finds the key pending waits for the
-   * holder's outcome up to `waitMs` (it is acked, released, or expires and can be taken over).
+   * Takes the key for this request, or says why not. A request that finds the key pending polls for the
+   * holder's outcome up to `waitMs`: acked (replayed), released after a failed write or expired after a
+   * crash (then this request takes it over), or still pending (busy).
    */
   async begin(apiKeyName: string, key: string, print: string, waitMs: number): Promise<Claim> {
     const redisKey = this.#keys.idempotency(apiKeyName, key)
     const owner = randomUUID()
     const deadline = Date.now() + waitMs
-    for (;;) {
+    for (let pause = 10; ; pause = Math.min(100, pause * 2)) {
       const [state, answer] = await this.#run(redisKey, 'begin', owner, print)
       if (state === 'new') return { kind: 'new', owner }
       if (state === 'mismatch') return { kind: 'mismatch' }
       if (state === 'acked') return { kind: 'acked', answer: JSON.parse(answer ?? '{}') as StoredAnswer }
-      if (Date.now() >= deadline) return { kind: 'busy' }
-      await sleep(50)
+      const left = deadline - Date.now()
+      if (left <= 0) return { kind: 'busy' }
+      await sleep(Math.min(pause, left))
     }
   }
 
+  /** Records the answer for replay; false when another request took the key over meanwhile. */
   async ack(
     apiKeyName: string,
     key: string,
     owner: string,
     print: string,
     answer: StoredAnswer,
-  ): Promise<void> {
-    await this.#run(this.#keys.idempotency(apiKeyName, key), 'ack', owner, print, JSON.stringify(answer))
+  ): Promise<boolean> {
+    const [state] = await this.#run(
+      this.#keys.idempotency(apiKeyName, key),
+      'ack',
+      owner,
+      print,
+      JSON.stringify(answer),
+    )
+    return state === 'acked'
   }
 
-  async release(apiKeyName: string, key: string, owner: string, print: string): Promise<void> {
-    await this.#run(this.#keys.idempotency(apiKeyName, key), 'release', owner, print)
+  /** Frees a pending key after a failed write, so a retry can take it; false when no longer ours. */
+  async release(apiKeyName: string, key: string, owner: string, print: string): Promise<boolean> {
+    const [state] = await this.#run(this.#keys.idempotency(apiKeyName, key), 'release', owner, print)
+    return state === 'released'
   }
 }

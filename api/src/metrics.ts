@@ -1,10 +1,11 @@
 // The api's Prometheus metrics, all defined here. Names: herald_<thing>_<unit>, counters _total.
+import { channels } from '@herald/shared/config'
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client'
 
 export function createApiMetrics() {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'herald_api_' })
-  return {
+  const metrics = {
     registry,
     requests: new Counter({
       name: 'herald_http_requests_total',
@@ -39,13 +40,13 @@ export function createApiMetrics() {
     }),
     produceFailures: new Counter({
       name: 'herald_produce_failures_total',
-      help: 'Writes answered 503 by reason (timeout, kafka_error).',
+      help: 'Writes answered 503 by reason (timeout, kafka_error, batch).',
       labelNames: ['reason'] as const,
       registers: [registry],
     }),
     idempotency: new Counter({
       name: 'herald_idempotency_total',
-      help: 'Requests with an Idempotency-Key by result (new, replayed, conflict, mismatch).',
+      help: 'Requests with an Idempotency-Key by result (new, replayed, conflict, mismatch, out_of_time).',
       labelNames: ['result'] as const,
       registers: [registry],
     }),
@@ -55,6 +56,10 @@ export function createApiMetrics() {
       registers: [registry],
     }),
   }
+  // Series that alerts watch exist from the start at 0 (a rate over a missing series is no alert).
+  for (const channel of channels) metrics.accepted.inc({ channel }, 0)
+  for (const reason of ['timeout', 'kafka_error', 'batch']) metrics.produceFailures.inc({ reason }, 0)
+  return metrics
 }
 
 export type ApiMetrics = ReturnType<typeof createApiMetrics>

@@ -47,10 +47,19 @@ const json = (schema: z.ZodType, io: 'input' | 'output' = 'output') => {
   return rest
 }
 
-const errorResponse = (description: string) => ({
+const errorResponse = (description: string, options: { retryAfter?: boolean } = {}) => ({
   description,
+  ...(options.retryAfter
+    ? { headers: { 'Retry-After': { description: 'Seconds to wait', schema: { type: 'integer' } } } }
+    : {}),
   content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
 })
+
+/** Every route answers these with the same error body. */
+const commonErrors = {
+  '401': errorResponse('Missing or wrong API key (Authorization: Bearer <key>)'),
+  default: errorResponse('Any other error, e.g. 405 method_not_allowed (with Allow), 404 not_found'),
+}
 
 export function buildOpenApi(options: { maxBatch: number }) {
   const notification = {
@@ -101,12 +110,14 @@ export function buildOpenApi(options: { maxBatch: number }) {
               content: { 'application/json': { schema: { $ref: '#/components/schemas/Accepted' } } },
             },
             '400': errorResponse('Invalid body: details name each field and reason'),
-            '401': errorResponse('Missing or wrong API key'),
-            '409': errorResponse('The same Idempotency-Key is still in flight'),
+            ...commonErrors,
+            '409': errorResponse('The same Idempotency-Key is still in flight', { retryAfter: true }),
             '413': errorResponse('Body too large'),
             '415': errorResponse('Body is not JSON'),
             '422': errorResponse('Idempotency-Key reused with another body'),
-            '503': errorResponse('Outcome unknown: retry with the same Idempotency-Key (Retry-After)'),
+            '503': errorResponse('Outcome unknown: retry with the same Idempotency-Key', {
+              retryAfter: true,
+            }),
           },
         },
       },
@@ -127,7 +138,9 @@ export function buildOpenApi(options: { maxBatch: number }) {
               content: { 'application/json': { schema: { $ref: '#/components/schemas/BatchResult' } } },
             },
             '400': errorResponse('Not an array, or too many items'),
-            '401': errorResponse('Missing or wrong API key'),
+            '413': errorResponse('Body too large'),
+            '415': errorResponse('Body is not JSON'),
+            ...commonErrors,
           },
         },
       },
@@ -141,7 +154,8 @@ export function buildOpenApi(options: { maxBatch: number }) {
               content: { 'application/json': { schema: { $ref: '#/components/schemas/Status' } } },
             },
             '404': errorResponse('Unknown id'),
-            '503': errorResponse('Status store unavailable'),
+            '503': errorResponse('Status store unavailable', { retryAfter: true }),
+            ...commonErrors,
           },
         },
       },

@@ -1,6 +1,11 @@
 // Writes accepted notifications to Kafka with acks=all. Concurrent requests are coalesced into one produce
 // request per event-loop turn (each is still answered only after its own record is acknowledged), and every
 // write has a deadline: past it the caller gets a timeout, never a hang.
+//
+// The deadline is a timer per record, independent of kafkajs: kafkajs may go on retrying a batch after its
+// records' deadlines fired (bounded by its retry settings, see server.ts). A late acknowledgement then
+// settles promises that were already rejected — nothing happens, and the caller has answered "outcome
+// unknown", which is exactly what it is.
 import type { IHeaders, Message, Producer } from 'kafkajs'
 
 export class ProduceTimeoutError extends Error {
@@ -17,7 +22,11 @@ interface Pending {
   reject: (error: Error) => void
 }
 
-export interface ProducerStats {
+export interface ProducerOptions {
+  /** Default deadline of a write (PRODUCE_TIMEOUT_MS). */
+  deadlineMs: number
+  /** How long the broker may wait for the in-sync replicas (the produce request's `timeout`). */
+  ackTimeoutMs?: number
   /** Produce requests sent to Kafka and records in them (coalescing ratio = records / requests). */
   onBatch?: (records: number, seconds: number, error?: Error) => void
 }
@@ -25,28 +34,42 @@ export interface ProducerStats {
 export class NotificationProducer {
   readonly #producer: Producer
   readonly #deadlineMs: number
-  readonly #stats: ProducerStats
+  readonly #ackTimeoutMs: number
+  readonly #onBatch: ProducerOptions['onBatch']
   #queue: Pending[] = []
   #scheduled = false
   #inFlight = new Set<Promise<unknown>>()
 
-  constructor(producer: Producer, options: { deadlineMs: number } & ProducerStats) {
+  constructor(producer: Producer, options: ProducerOptions) {
     this.#producer = producer
     this.#deadlineMs = options.deadlineMs
-    this.#stats = options
+    this.#ackTimeoutMs = options.ackTimeoutMs ?? options.deadlineMs
+    this.#onBatch = options.onBatch
   }
 
-  /** Resolves once Kafka acknowledged the record (acks=all); rejects on error or at the deadline. */
-  send(topic: string, key: string, value: string, headers: IHeaders): Promise<void> {
-    return this.sendMany([{ topic, message: { key, value, headers } }])[0] as Promise<void>
+  /**
+   * Resolves once Kafka acknowledged the record (acks=all); rejects on error or at the deadline (the
+   * default one, or a shorter one for a request that already spent part of its time waiting).
+   */
+  send(
+    topic: string,
+    key: string,
+    value: string,
+    headers: IHeaders,
+    deadlineMs = this.#deadlineMs,
+  ): Promise<void> {
+    return this.sendMany([{ topic, message: { key, value, headers } }], deadlineMs)[0] as Promise<void>
   }
 
   /** Several records at once; one promise per record, in order. */
-  sendMany(records: Array<{ topic: string; message: Message }>): Array<Promise<void>> {
+  sendMany(
+    records: Array<{ topic: string; message: Message }>,
+    deadlineMs = this.#deadlineMs,
+  ): Array<Promise<void>> {
     const promises = records.map(
       (r) =>
         new Promise<void>((resolve, reject) => {
-          const timer = setTimeout(() => reject(new ProduceTimeoutError(this.#deadlineMs)), this.#deadlineMs)
+          const timer = setTimeout(() => reject(new ProduceTimeoutError(deadlineMs)), deadlineMs)
           this.#queue.push({
             topic: r.topic,
             message: r.message,
@@ -83,16 +106,16 @@ export class NotificationProducer {
     const request = this.#producer
       .sendBatch({
         acks: -1,
-        timeout: this.#deadlineMs,
+        timeout: this.#ackTimeoutMs,
         topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
       })
       .then(
         () => {
-          this.#stats.onBatch?.(batch.length, (performance.now() - started) / 1000)
+          this.#onBatch?.(batch.length, (performance.now() - started) / 1000)
           for (const p of batch) p.resolve()
         },
         (error: Error) => {
-          this.#stats.onBatch?.(batch.length, (performance.now() - started) / 1000, error)
+          this.#onBatch?.(batch.length, (performance.now() - started) / 1000, error)
           for (const p of batch) p.reject(error)
         },
       )

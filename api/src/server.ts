@@ -44,14 +44,27 @@ export async function startApi(
   })
   if (redis.status === 'ready') await checkRedisDurability(redis, logger)
 
-  const kafka = createKafka({
+  // Admin work (topics, readiness, dead letters) runs on kafkajs' default timeouts.
+  const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'herald-api', logger })
+  // The producer gets its own client so its timeouts can sit under the produce deadline: a request that
+  // hangs (a frozen broker) gives up after half the deadline, leaving room for one retry, and quick
+  // failures (refused connection, a moved leader) are retried a few times with short backoffs. The
+  // deadline timer in NotificationProducer answers the request whatever kafkajs does; these settings bound
+  // what kafkajs keeps doing in the background afterwards (about 4 × requestTimeout plus backoffs).
+  const requestTimeout = Math.max(250, Math.floor(deadline / 2))
+  const producerRetry = {
+    retries: 3,
+    initialRetryTime: 100,
+    maxRetryTime: Math.max(200, Math.floor(deadline / 4)),
+  }
+  const producerKafka = createKafka({
     brokers: config.kafka.brokers,
-    clientId: 'herald-api',
+    clientId: 'herald-api-producer',
     logger,
     overrides: {
-      requestTimeout: deadline,
-      // Retries stay inside the produce deadline; the answer never waits longer than the deadline anyway.
-      retry: { retries: 3, initialRetryTime: 100, maxRetryTime: Math.max(200, Math.floor(deadline / 4)) },
+      requestTimeout,
+      connectionTimeout: Math.min(3000, requestTimeout),
+      retry: producerRetry,
     },
   })
   const names = topicNames(config.topics.prefix)
@@ -68,23 +81,32 @@ export async function startApi(
       })
       break
     } catch (error) {
-      if (error instanceof ConfigError || (error as { code?: string }).code === 'HERALD_TOPIC_MISMATCH')
+      if (error instanceof ConfigError || (error as { code?: string }).code === 'HERALD_TOPIC_MISMATCH') {
+        await admin.disconnect().catch(() => {})
+        redis.disconnect()
         throw error
+      }
       logger.warn({ err: error, attempt }, 'Kafka not ready at start; retrying')
       await sleep(Math.min(5000, 500 * attempt))
     }
   }
-  const kafkaProducer = kafka.producer({
+  const kafkaProducer = producerKafka.producer({
     allowAutoTopicCreation: false,
     createPartitioner: Partitioners.DefaultPartitioner,
+    // kafkajs' idempotent producer is experimental (issue #1005) and retries forever by default.
     idempotent: false,
     maxInFlightRequests: 5,
+    // Given here, not only on the client: without it kafkajs' producer replaces the client's retry count
+    // with its own default of 5 (producer/index.js: `retry || { retries: 5 }`).
+    retry: producerRetry,
   })
   await kafkaProducer.connect()
 
   const metrics = createApiMetrics()
   const producer = new NotificationProducer(kafkaProducer, {
     deadlineMs: deadline,
+    // The broker answers (REQUEST_TIMED_OUT) before the client gives up on the request.
+    ackTimeoutMs: Math.floor(requestTimeout * 0.8),
     onBatch: (records, seconds, error) => {
       metrics.produceBatchSize.observe(records)
       if (!error) metrics.produceDuration.observe(seconds)

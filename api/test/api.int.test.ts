@@ -1,13 +1,16 @@
 // The api against the real broker and Redis: what a 202 means, what bad input gets, idempotency, OpenAPI.
 import assert from 'node:assert/strict'
+import { connect, type Socket } from 'node:net'
 import { after, before, describe, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { loadConfig } from '@herald/shared/config'
 import { createLogger } from '@herald/shared/logger'
 import { createRedis, type Redis } from '@herald/shared/redis/client'
 import { Ajv2020 } from 'ajv/dist/2020.js'
-import type { Admin, Kafka } from 'kafkajs'
+import kafkajs, { type Admin, type Kafka } from 'kafkajs'
 import { kafkaBrokers, redisUrl, requireServers } from '../../test/helpers.ts'
 import { deleteNamespace, namespace, testKafka, watermarks } from '../../test/support/fixtures.ts'
+import { eventually } from '../../test/support/service-process.ts'
 import { type RunningApi, startApi } from '../src/server.ts'
 
 const ns = namespace('api')
@@ -58,13 +61,72 @@ function post(body: unknown, headers: Record<string, string> = {}, path = '/api/
   })
 }
 
+/** Sum of the high watermarks per main topic. Retried: just-created topics may not have their leader yet. */
 async function totals(): Promise<Record<string, number>> {
-  const result: Record<string, number> = {}
-  for (const channel of ['email', 'sms', 'slack'] as const) {
-    const marks = await watermarks(admin, ns.topics.main(channel))
-    result[channel] = [...marks.values()].reduce((sum, m) => sum + m.high, 0)
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const result: Record<string, number> = {}
+      for (const channel of ['email', 'sms', 'slack'] as const) {
+        const marks = await watermarks(admin, ns.topics.main(channel))
+        result[channel] = [...marks.values()].reduce((sum, m) => sum + m.high, 0)
+      }
+      return result
+    } catch (error) {
+      if (attempt >= 10 || !(error as { retriable?: boolean }).retriable) throw error
+      await sleep(200)
+    }
   }
-  return result
+}
+
+/**
+ * Posts n bodies so that they reach the server in the same event-loop turn: connections first, then every
+ * request written at once (the api runs in this process, so it reads them all in one poll), as on busy
+ * keep-alive connections. Returns the status of each answer.
+ */
+async function postAtOnce(bodies: unknown[]): Promise<number[]> {
+  const { port } = new URL(api.url)
+  const sockets = await Promise.all(
+    bodies.map(
+      () =>
+        new Promise<Socket>((resolve, reject) => {
+          const socket = connect(Number(port), '127.0.0.1', () => resolve(socket))
+          socket.once('error', reject)
+        }),
+    ),
+  )
+  // Node accepts new connections over several loop turns: wait until the server holds all of them.
+  await eventually(
+    'connections accepted',
+    async () => {
+      const open = await new Promise<number>((resolve, reject) =>
+        api.server.getConnections((error, count) => (error ? reject(error) : resolve(count))),
+      )
+      return open >= bodies.length ? true : undefined
+    },
+    5000,
+    10,
+  )
+  const answers = sockets.map(
+    (socket) =>
+      new Promise<number>((resolve, reject) => {
+        let text = ''
+        socket.setEncoding('utf8')
+        socket.on('data', (chunk: string) => {
+          text += chunk
+        })
+        socket.once('end', () => resolve(Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0)))
+        socket.once('error', reject)
+      }),
+  )
+  sockets.forEach((socket, i) => {
+    const body = JSON.stringify(bodies[i])
+    socket.write(
+      `POST /api/v1/notification HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth.authorization}\r\n` +
+        `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `Connection: close\r\n\r\n${body}`,
+    )
+  })
+  return Promise.all(answers)
 }
 
 /** Reads every record of a topic from the start with a throwaway group. */
@@ -321,6 +383,14 @@ describe('idempotency keys', () => {
     assert.equal(((await again.json()) as { id: string }).id, ja?.id)
   })
 
+  test('a request refused by validation leaves its key unused', async () => {
+    const bad = await post({ channel: 'email', message: '' }, { 'idempotency-key': 'k-invalid-first' })
+    assert.equal(bad.status, 400)
+    const good = await post({ channel: 'email', message: 'fixed' }, { 'idempotency-key': 'k-invalid-first' })
+    assert.equal(good.status, 202, 'not 422: the refused body was never stored')
+    assert.equal(good.headers.get('idempotent-replayed'), null)
+  })
+
   test('the same key with another body is 422; keys are per API key', async () => {
     await post({ channel: 'email', message: 'first' }, { 'idempotency-key': 'k-reuse' })
     const other = await post({ channel: 'email', message: 'second' }, { 'idempotency-key': 'k-reuse' })
@@ -362,36 +432,200 @@ describe('batch', () => {
   })
 })
 
+interface OpenApiResponse {
+  headers?: Record<string, unknown>
+  content?: Record<string, { schema: object }>
+}
+
+/** One sample of a metric from the Prometheus text (0 when absent). */
+function sample(text: string, name: string, labels = ''): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `))
+  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0
+}
+
+async function findRecord(topic: string, id: string) {
+  const consumer = kafka.consumer({ groupId: `${ns.prefix}.find.${id}` })
+  await consumer.connect()
+  await consumer.subscribe({ topic, fromBeginning: true })
+  try {
+    return await new Promise<{ key: string; headers: Record<string, string> }>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`record ${id} not found in ${topic}`)), 20_000)
+      void consumer.run({
+        eachMessage: async ({ message }) => {
+          if (JSON.parse(String(message.value)).id !== id) return
+          const headers: Record<string, string> = {}
+          for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(v)
+          clearTimeout(timer)
+          resolve({ key: String(message.key), headers })
+        },
+      })
+    })
+  } finally {
+    await consumer.disconnect()
+  }
+}
+
+describe('topics', () => {
+  test('every topic is ensured at start with explicit partitions and retention', async () => {
+    const names = [
+      ...(['email', 'sms', 'slack'] as const).flatMap((c) => [ns.topics.main(c), ns.topics.deadLetter(c)]),
+      ns.topics.events,
+    ]
+    const { topics } = await admin.fetchTopicMetadata({ topics: names })
+    assert.deepEqual(
+      topics.map((t) => `${t.name}:${t.partitions.length}`).sort(),
+      names.map((n) => `${n}:3`).sort(),
+    )
+    const described = await admin.describeConfigs({
+      includeSynonyms: false,
+      resources: names.map((name) => ({ type: kafkajs.ConfigResourceTypes.TOPIC, name })),
+    })
+    for (const resource of described.resources) {
+      const retention = resource.configEntries.find((e) => e.configName === 'retention.ms')
+      assert.equal(retention?.isDefault, false, `${resource.resourceName} has an explicit retention`)
+      if (resource.resourceName.endsWith('.dlq')) assert.ok(Number(retention?.configValue) >= 30 * 86_400_000)
+      else assert.ok(Number(retention?.configValue) >= 7 * 86_400_000)
+    }
+  })
+
+  test('another partition count than the existing topics stops the start with a clear error', async () => {
+    const config = loadConfig(
+      {
+        KAFKA_BROKERS: kafkaBrokers(),
+        REDIS_URL: redisUrl(),
+        PORT: '0',
+        TOPIC_PREFIX: ns.prefix,
+        KEY_PREFIX: ns.prefix,
+        TOPIC_PARTITIONS: '5',
+      },
+      'api',
+    )
+    await assert.rejects(
+      startApi(config, createLogger({ service: 'api', level: 'silent' })),
+      (error: Error) => {
+        assert.equal((error as Error & { code?: string }).code, 'HERALD_TOPIC_MISMATCH')
+        assert.match(error.message, /TOPIC_PARTITIONS=5/)
+        assert.match(error.message, new RegExp(`${ns.topics.main('email')} has 3`))
+        return true
+      },
+    )
+  })
+})
+
+describe('operations', () => {
+  test('/healthz and /readyz answer without an API key; /readyz names Kafka and Redis', async () => {
+    const health = await fetch(`${api.url}/healthz`)
+    assert.equal(health.status, 200)
+    const ready = await fetch(`${api.url}/readyz`)
+    assert.equal(ready.status, 200)
+    assert.deepEqual(await ready.json(), { status: 'ready', kafka: 'ok', redis: 'ok' })
+  })
+
+  test('concurrent requests are coalesced into fewer Kafka writes, and the metrics count them', async () => {
+    const metrics = async () => (await fetch(`${api.url}/metrics`)).text()
+    const before = await metrics()
+    const n = 40
+    const statuses = await postAtOnce(
+      Array.from({ length: n }, (_, i) => ({ channel: 'sms', to: `+1415555${2000 + i}`, message: 'm' })),
+    )
+    assert.deepEqual(statuses, new Array(n).fill(202))
+    const after = await metrics()
+    const delta = (name: string, labels = '') => sample(after, name, labels) - sample(before, name, labels)
+    assert.equal(delta('herald_produce_batch_records_sum'), n, 'every record went out in some write')
+    const writes = delta('herald_produce_batch_records_count')
+    assert.ok(writes >= 1 && writes < n, `${n} records in ${writes} writes`)
+    assert.equal(delta('herald_produce_duration_seconds_count'), writes)
+    assert.equal(delta('herald_notifications_accepted_total', 'channel="sms"'), n)
+    assert.equal(
+      delta('herald_http_requests_total', 'route="/api/v1/notification",method="POST",status="202"'),
+      n,
+    )
+    assert.ok(delta('herald_http_request_duration_seconds_count', 'route="/api/v1/notification"') >= n)
+    assert.match(after, /^herald_produce_failures_total{reason="timeout"} 0$/m, 'alertable at 0')
+  })
+
+  test('a W3C traceparent travels with the record as its trace id; the user is the API key name', async () => {
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736'
+    const r = await post(
+      { channel: 'slack', to: 'ops', message: 'traced' },
+      { traceparent: `00-${traceId}-00f067aa0ba902b7-01`, authorization: 'Bearer other' },
+    )
+    assert.equal(r.status, 202)
+    const { id } = (await r.json()) as { id: string }
+    const record = await findRecord(ns.topics.main('slack'), id)
+    assert.equal(record.key, 'ops')
+    assert.equal(record.headers['herald-trace-id'], traceId)
+    assert.equal(record.headers['herald-user'], 'ci')
+    assert.ok(record.headers['herald-host'])
+  })
+})
+
 describe('OpenAPI', () => {
-  test('real answers match the published document', async () => {
+  test('real answers match what the published document says of their operation and status', async () => {
     const doc = (await (await fetch(`${api.url}/api/v1/openapi.json`)).json()) as {
       openapi: string
-      components: { schemas: Record<string, object> }
+      components: object
+      paths: Record<string, Record<string, { responses: Record<string, OpenApiResponse> }>>
     }
     assert.equal(doc.openapi, '3.1.0')
-    const ajv = new Ajv2020({ strict: false })
-    for (const [name, schema] of Object.entries(doc.components.schemas))
-      ajv.addSchema(schema, `#/components/schemas/${name}`)
-    const check = (name: string, value: unknown) => {
-      const validate = ajv.getSchema(`#/components/schemas/${name}`)
-      assert.ok(validate, name)
-      assert.ok(validate(value), `${name}: ${JSON.stringify(validate.errors)}`)
+    const ajv = new Ajv2020({ strict: false, allErrors: true })
+    const checked = new Set<string>()
+    /** Validates an answer against the response the document gives for its operation and status. */
+    const check = async (path: string, method: string, r: Response) => {
+      const responses = doc.paths[path]?.[method]?.responses
+      assert.ok(responses, `${method} ${path} is documented`)
+      const documented = responses[String(r.status)]
+      const response = documented ?? responses.default
+      assert.ok(response, `${method} ${path} → ${r.status} is documented`)
+      if (r.status >= 400 && !documented) assert.ok([404, 405].includes(r.status), `${r.status} is named`)
+      for (const header of Object.keys(response.headers ?? {}))
+        assert.ok(r.headers.get(header), `${method} ${path} → ${r.status} has ${header}`)
+      const schema = response.content?.['application/json']?.schema
+      assert.ok(schema, `${method} ${path} → ${r.status} has a body schema`)
+      const validate = ajv.compile({ ...schema, components: doc.components })
+      const body: unknown = await r.json()
+      assert.ok(validate(body), `${method} ${path} → ${r.status}: ${JSON.stringify(validate.errors)}`)
+      checked.add(`${method} ${path} ${r.status}`)
+      return body
     }
-    const ok = await post({ channel: 'sms', to: '+14155550100', message: 'openapi' })
-    const accepted = (await ok.json()) as { id: string }
-    check('Accepted', accepted)
-    check('Error', await (await post({ channel: 'sms', message: 1 })).json())
-    check(
-      'Status',
-      await (await fetch(`${api.url}/api/v1/notification/${accepted.id}`, { headers: auth })).json(),
+    const single = '/api/v1/notification'
+    const accepted = (await check(
+      single,
+      'post',
+      await post({ channel: 'sms', to: '+14155550100', message: 'openapi' }),
+    )) as { id: string }
+    await check(single, 'post', await post({ channel: 'sms', message: 1 }))
+    await check(single, 'post', await post('{'))
+    await check(
+      single,
+      'post',
+      await post({ channel: 'email', message: 'x' }, { authorization: 'Bearer no' }),
     )
-    check('smsNotification', { channel: 'SMS', to: '+14155550100', message: 'case-insensitive channel' })
-    const requestSchema = ajv.getSchema('#/components/schemas/emailNotification')
-    assert.equal(
-      requestSchema?.({ channel: 'email', message: 'x', extra: true }),
-      false,
-      'unknown fields are refused in the document too',
+    await check(single, 'post', await post({ channel: 'email', message: 'x'.repeat(70_000) }))
+    await check(single, 'post', await post('x', { 'content-type': 'text/plain' }))
+    await post({ channel: 'email', message: 'one' }, { 'idempotency-key': 'k-openapi' })
+    await check(
+      single,
+      'post',
+      await post({ channel: 'email', message: 'two' }, { 'idempotency-key': 'k-openapi' }),
     )
+    await check(single, 'post', await fetch(`${api.url}${single}`, { method: 'PUT', headers: auth }))
+    const status = '/api/v1/notification/{id}'
+    await check(
+      status,
+      'get',
+      await fetch(`${api.url}/api/v1/notification/${accepted.id}`, { headers: auth }),
+    )
+    await check(status, 'get', await fetch(`${api.url}/api/v1/notification/unknown`, { headers: auth }))
+    await check(status, 'get', await fetch(`${api.url}/api/v1/notification/${accepted.id}`))
+    const batch = '/api/v1/notifications'
+    await check(
+      batch,
+      'post',
+      await post([{ channel: 'email', message: 'a' }, { channel: 'fax' }], {}, batch),
+    )
+    await check(batch, 'post', await post({ not: 'an array' }, {}, batch))
+    assert.equal(checked.size, 12, [...checked].join(', '))
   })
 })
 

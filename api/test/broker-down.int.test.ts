@@ -1,17 +1,25 @@
-// A 202 is never given without Kafka's acknowledgement: the broker stopped or frozen mid-write gets 503 with
-// Retry-After within the deadline, and the api recovers by itself. Runs on a private broker and Redis.
+// What the api promises when its servers fail, on a private broker and Redis: a 202 is never given without
+// Kafka's acknowledgement (broker stopped, or frozen mid-write, even for a concurrent duplicate), it recovers by
+// itself, Redis down degrades only idempotency and status reads, and SIGTERM finishes requests in flight.
 import assert from 'node:assert/strict'
+import { connect } from 'node:net'
 import { after, before, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { loadConfig } from '@herald/shared/config'
 import { createLogger } from '@herald/shared/logger'
+import { createRedis, type Redis } from '@herald/shared/redis/client'
+import { redisKeys } from '@herald/shared/redis/keys'
 import { kafkaPid, startKafka, stopKafka } from '../../dev/lib/kafka.ts'
-import { type PrivateStack, startPrivateStack } from '../../test/helpers.ts'
-import { eventually } from '../../test/support/service-process.ts'
+import { startRedis, stopRedis } from '../../dev/lib/redis.ts'
+import { freePort, type PrivateStack, startPrivateStack } from '../../test/helpers.ts'
+import { eventually, startService } from '../../test/support/service-process.ts'
 import { type RunningApi, startApi } from '../src/server.ts'
 
 const deadlineMs = 1500
+const keys = redisKeys('herald')
 let stack: PrivateStack
 let api: RunningApi
+let redis: Redis
 
 before(async () => {
   stack = await startPrivateStack()
@@ -27,9 +35,12 @@ before(async () => {
     'api',
   )
   api = await startApi(config, createLogger({ service: 'api', level: 'silent' }))
+  redis = createRedis(stack.redisUrl, { maxRetriesPerRequest: 1 })
+  await redis.connect()
 })
 
 after(async () => {
+  redis?.disconnect()
   await api?.stop()
   await stack?.destroy()
 })
@@ -44,9 +55,22 @@ async function timedPost(headers: Record<string, string> = {}) {
   return {
     status: r.status,
     retryAfter: r.headers.get('retry-after'),
+    replayed: r.headers.get('idempotent-replayed'),
     body: (await r.json()) as Record<string, string>,
     ms: performance.now() - started,
   }
+}
+
+/** Whether a new TCP connection to the port is accepted. */
+function connects(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1')
+    socket.once('connect', () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.once('error', () => resolve(false))
+  })
 }
 
 const accepted = () =>
@@ -70,18 +94,28 @@ test('with the broker stopped, posting answers 503 with Retry-After within the d
   assert.equal((await fetch(`${api.url}/readyz`)).status, 200)
 })
 
-test('with the broker frozen mid-write, no 202 is given; a retry with the same key is accepted once it is back', async () => {
+test('with the broker frozen mid-write, no 202 is given, not even to a concurrent duplicate; a retry with the same key is accepted once it is back', async () => {
   const pid = kafkaPid(stack.stack.kafka)
   assert.ok(pid)
   process.kill(pid, 'SIGSTOP')
   try {
-    const frozen = await timedPost({ 'idempotency-key': 'frozen-1' })
-    assert.equal(frozen.status, 503)
-    assert.ok(frozen.ms < deadlineMs + 1000, `answered in ${Math.round(frozen.ms)} ms`)
+    const answers = await Promise.all([
+      timedPost({ 'idempotency-key': 'frozen-1' }),
+      timedPost({ 'idempotency-key': 'frozen-1' }),
+    ])
+    for (const a of answers) {
+      // The holder's write times out (503); the duplicate waited for it within the same deadline and
+      // answers 503 (outcome unknown) or 409 (still in flight) — never a replayed 202.
+      assert.ok([503, 409].includes(a.status), `status ${a.status}`)
+      assert.ok(Number(a.retryAfter) >= 1)
+      assert.ok(a.ms < deadlineMs + 1000, `answered in ${Math.round(a.ms)} ms`)
+    }
+    assert.ok(answers.some((a) => a.status === 503))
+    assert.equal(await redis.exists(keys.idempotency('anonymous', 'frozen-1')), 0, 'the key was released')
   } finally {
     process.kill(pid, 'SIGCONT')
   }
-  // The failed first attempt released its key: the careful client's retry writes and gets a real 202.
+  // The failed attempts left nothing to replay: the careful client's retry writes and gets a real 202.
   const retried = await eventually(
     'the retry accepted',
     async () => {
@@ -91,5 +125,89 @@ test('with the broker frozen mid-write, no 202 is given; a retry with the same k
     60_000,
     500,
   )
+  assert.equal(retried.replayed, null)
   assert.match(retried.body.id ?? '', /^[\da-f-]{36}$/)
+  const again = await timedPost({ 'idempotency-key': 'frozen-1' })
+  assert.deepEqual([again.status, again.replayed, again.body.id], [202, 'true', retried.body.id])
+})
+
+test('with Redis down, plain sends are still accepted; idempotent sends and status reads answer 503', async () => {
+  const accepted = await timedPost()
+  assert.equal(accepted.status, 202)
+  await stopRedis(stack.stack.redis)
+  try {
+    await eventually('the api sees Redis gone', async () => {
+      const r = await fetch(`${api.url}/readyz`)
+      return ((await r.json()) as { redis: string }).redis === 'degraded' ? true : undefined
+    })
+    const ready = await fetch(`${api.url}/readyz`)
+    assert.equal(ready.status, 200, 'Redis down is degraded, not unready: Kafka is the promise')
+    const plain = await timedPost()
+    assert.equal(plain.status, 202)
+    const keyed = await timedPost({ 'idempotency-key': 'no-redis' })
+    assert.equal(keyed.status, 503)
+    assert.ok(Number(keyed.retryAfter) >= 1)
+    const status = await fetch(`${api.url}/api/v1/notification/${accepted.body.id}`)
+    assert.equal(status.status, 503)
+    assert.ok(Number(status.headers.get('retry-after')) >= 1)
+  } finally {
+    await startRedis(stack.stack.redis)
+  }
+  const keyed = await eventually(
+    'idempotent sends accepted again',
+    async () => {
+      const r = await timedPost({ 'idempotency-key': 'no-redis' })
+      return r.status === 202 ? r : undefined
+    },
+    30_000,
+    250,
+  )
+  assert.equal(keyed.replayed, null)
+  const metrics = await (await fetch(`${api.url}/metrics`)).text()
+  assert.match(metrics, /^herald_status_write_failures_total [1-9]/m, 'the missing queued status was counted')
+})
+
+test('the api process stops on SIGTERM: no new connections, requests in flight answered, exit 0', async () => {
+  const port = await freePort()
+  const service = startService('api-shutdown', 'api', {
+    KAFKA_BROKERS: stack.brokers,
+    REDIS_URL: stack.redisUrl,
+    PORT: String(port),
+    TOPIC_PARTITIONS: '2',
+    DEFAULT_EMAIL_TO: 'oncall@example.com',
+    PRODUCE_TIMEOUT_MS: '4000',
+    KEY_PREFIX: 'shutdown',
+  })
+  try {
+    await service.waitForLog((l) => String(l.msg).startsWith('api listening'))
+    const url = `http://127.0.0.1:${port}/api/v1/notification`
+    const send = () =>
+      fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ channel: 'email', message: 'in flight at shutdown' }),
+      }).then(
+        (r) => r.status,
+        (error: unknown) => `failed: ${String(error)}`,
+      )
+    assert.equal(await send(), 202, 'warm: producer connected')
+    // Freeze the broker so that requests are surely in flight when the signal arrives.
+    const pid = kafkaPid(stack.stack.kafka)
+    assert.ok(pid)
+    process.kill(pid, 'SIGSTOP')
+    let inFlight: Array<Promise<number | string>>
+    try {
+      inFlight = Array.from({ length: 5 }, send)
+      await sleep(300)
+      service.kill('SIGTERM')
+      await service.waitForLog((l) => String(l.msg).startsWith('shutting down'), 5000)
+      assert.equal(await connects(port), false, 'no new connections once stopping')
+    } finally {
+      process.kill(pid, 'SIGCONT')
+    }
+    assert.deepEqual(await Promise.all(inFlight), [202, 202, 202, 202, 202])
+    assert.equal(await service.exited, 0)
+  } finally {
+    service.kill('SIGKILL')
+  }
 })

@@ -34,11 +34,26 @@ const channelField = z
   .transform((s) => s.trim().toLowerCase())
   .pipe(z.enum(channels, { error: 'must be one of email, sms, slack' }))
 
+/**
+ * The channel field of one channel's schema. Its pattern (case-insensitive, surrounding blanks allowed, like
+ * `channelField`) makes it the discriminator of the published `oneOf`: without it every body would match
+ * all three request schemas and the OpenAPI document would reject every valid request.
+ */
+const channelLiteral = (channel: Channel) =>
+  z
+    .string({ error: 'must be a string' })
+    .regex(
+      new RegExp(`^\\s*${[...channel].map((c) => `[${c.toUpperCase()}${c}]`).join('')}\\s*$`),
+      `must be ${channel}`,
+    )
+    .transform((s) => s.trim().toLowerCase() as Channel)
+
+// Checks written as zod string checks (not refinements) so the OpenAPI document carries them too.
 const messageField = (channel: Channel) =>
   z
     .string({ error: 'must be a string' })
-    .refine((s) => s.trim().length > 0, 'must not be empty')
-    .refine((s) => s.length <= messageLimits[channel], `must be at most ${messageLimits[channel]} characters`)
+    .regex(/\S/, 'must not be empty')
+    .max(messageLimits[channel], `must be at most ${messageLimits[channel]} characters`)
 
 const emailTo = z
   .string({ error: 'must be a string' })
@@ -68,13 +83,23 @@ const subjectField = z
 /** Request body schemas per channel: the same objects validate requests and generate the OpenAPI document. */
 export const requestSchemas = {
   email: z.strictObject({
-    channel: channelField,
+    channel: channelLiteral('email'),
     message: messageField('email'),
-    to: emailTo.optional(),
+    to: emailTo.optional().describe('An email address; defaults to DEFAULT_EMAIL_TO when configured'),
     subject: subjectField.optional(),
   }),
-  sms: z.strictObject({ channel: channelField, message: messageField('sms'), to: smsTo.optional() }),
-  slack: z.strictObject({ channel: channelField, message: messageField('slack'), to: slackTo.optional() }),
+  sms: z.strictObject({
+    channel: channelLiteral('sms'),
+    message: messageField('sms'),
+    to: smsTo.optional().describe('A phone number in E.164 form; defaults to DEFAULT_SMS_TO when configured'),
+  }),
+  slack: z.strictObject({
+    channel: channelLiteral('slack'),
+    message: messageField('slack'),
+    to: slackTo
+      .optional()
+      .describe('The name of a configured Slack destination (never a URL); defaults to "default"'),
+  }),
 } as const
 
 function issuesOf(error: z.ZodError): FieldIssue[] {

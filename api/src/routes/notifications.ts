@@ -52,7 +52,10 @@ export function notificationRoutes(deps: NotificationRoutesDeps): Router {
     },
     slackDestinations: Object.keys(config.slack.webhooks),
   }
-  const retryAfter = Math.max(1, Math.ceil(config.kafka.produceTimeoutMs / 1000))
+  const deadline = config.kafka.produceTimeoutMs
+  const retryAfter = Math.max(1, Math.ceil(deadline / 1000))
+  /** A request that waited for another holder of its key writes only with at least this much time left. */
+  const minWriteMs = Math.min(250, Math.floor(deadline / 4))
   const router = Router()
 
   function toRecord(input: NotificationInput): NotificationRecord {
@@ -98,10 +101,10 @@ export function notificationRoutes(deps: NotificationRoutesDeps): Router {
     })
   }
 
-  async function produce(record: NotificationRecord, req: Request): Promise<void> {
+  async function produce(record: NotificationRecord, req: Request, deadlineMs = deadline): Promise<void> {
     const { topic, message } = recordMessage(record, req)
     try {
-      await producer.send(topic, message.key, message.value, message.headers)
+      await producer.send(topic, message.key, message.value, message.headers, deadlineMs)
     } catch (error) {
       const reason = error instanceof ProduceTimeoutError ? 'timeout' : 'kafka_error'
       metrics.produceFailures.inc({ reason })
@@ -118,6 +121,7 @@ export function notificationRoutes(deps: NotificationRoutesDeps): Router {
   }
 
   router.post('/notification', async (req, res) => {
+    const started = Date.now()
     const parsed = parseNotificationRequest(req.body, context)
     if (!parsed.ok) throw invalid(parsed.issues)
     const input = parsed.value
@@ -150,7 +154,9 @@ export function notificationRoutes(deps: NotificationRoutesDeps): Router {
     }
     const user = userOf(req)
     const print = fingerprint(input)
-    const claim = await idempotency.begin(user, key, print, config.kafka.produceTimeoutMs + 500)
+    // Every answer comes within about the produce deadline: waiting for a concurrent holder of the key
+    // and our own write share one budget.
+    const claim = await idempotency.begin(user, key, print, deadline)
     if (claim.kind === 'acked') {
       metrics.idempotency.inc({ result: 'replayed' })
       return answer(res, claim.answer, true)
@@ -170,19 +176,30 @@ export function notificationRoutes(deps: NotificationRoutesDeps): Router {
         },
       )
     }
+    const budget = deadline - (Date.now() - started)
+    if (budget < minWriteMs) {
+      metrics.idempotency.inc({ result: 'out_of_time' })
+      // We took the key over from a request whose write failed while we waited for it: its outcome is
+      // unknown, and too little of our deadline is left to write ourselves.
+      await idempotency.release(user, key, claim.owner, print).catch(() => false)
+      throw outcomeUnknown(retryAfter)
+    }
     metrics.idempotency.inc({ result: 'new' })
     const record = toRecord(input)
     try {
-      await produce(record, req)
+      await produce(record, req, budget)
     } catch (error) {
       // Outcome unknown: free the key so the client's retry (same key) may write again.
-      await idempotency.release(user, key, claim.owner, print).catch(() => {})
+      await idempotency.release(user, key, claim.owner, print).catch(() => false)
       throw error
     }
     const result = stored(record)
-    await idempotency.ack(user, key, claim.owner, print, result).catch((error: unknown) => {
-      logger.warn({ err: error, id: record.id }, 'idempotency key not recorded as acked')
+    const acked = await idempotency.ack(user, key, claim.owner, print, result).catch((error: unknown) => {
+      logger.warn({ err: error, id: record.id }, 'idempotency key not recorded as acked (Redis error)')
+      return true
     })
+    if (!acked)
+      logger.warn({ id: record.id }, 'idempotency key was taken over while this write was in flight')
     createStatus(record)
     answer(res, result, false)
   })

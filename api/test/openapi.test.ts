@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import { parseNotificationRequest } from '@herald/shared/notification'
+import { Ajv2020 } from 'ajv/dist/2020.js'
+import { buildOpenApi } from '../src/openapi.ts'
+
+type Doc = ReturnType<typeof buildOpenApi>
+const doc: Doc = JSON.parse(JSON.stringify(buildOpenApi({ maxBatch: 3 })))
+const context = {
+  defaults: { email: 'oncall@example.com', slack: 'default' },
+  slackDestinations: ['default', 'ops'],
+}
+
+/** A validator for a schema of the document, with its #/components/... references resolved. */
+function validatorOf(schema: object) {
+  const ajv = new Ajv2020({ strict: false, allErrors: true })
+  return ajv.compile({ ...schema, components: doc.components })
+}
+
+const single = validatorOf(
+  doc.paths['/api/v1/notification'].post.requestBody.content['application/json'].schema,
+)
+const batch = validatorOf(
+  doc.paths['/api/v1/notifications'].post.requestBody.content['application/json'].schema,
+)
+
+const valid: unknown[] = [
+  { channel: 'email', message: 'Charm!' },
+  { channel: 'email', to: 'a@example.com', subject: 'Hi', message: 'x' },
+  { channel: ' EMAIL ', message: 'case and blanks around the channel' },
+  { channel: 'sms', to: '+14155550100', message: 'x' },
+  { channel: 'Sms', to: '+14155550100', message: 'x'.repeat(1600) },
+  { channel: 'slack', message: 'x' },
+  { channel: 'SLACK', to: 'ops', message: 'x' },
+]
+
+// Refused by the api for reasons the document can state as well.
+const invalid: unknown[] = [
+  { channel: 'fax', message: 'x' },
+  { message: 'no channel' },
+  { channel: 'email' },
+  { channel: 'email', message: '' },
+  { channel: 'email', message: ' \n\t ' },
+  { channel: 'email', message: 42 },
+  { channel: 'email', message: 'x', priority: 'high' },
+  { channel: 'sms', to: '555-0100', message: 'x' },
+  { channel: 'sms', to: '+14155550100', message: 'x'.repeat(1601) },
+  { channel: 'sms', to: '+14155550100', subject: 'sms has no subject', message: 'x' },
+  { channel: 'emailx', message: 'x' },
+  [{ channel: 'email', message: 'x' }],
+  'a string',
+]
+
+describe('the published OpenAPI document', () => {
+  test('is OpenAPI 3.1 and documents every notification route', () => {
+    assert.equal(doc.openapi, '3.1.0')
+    assert.deepEqual(Object.keys(doc.paths).sort(), [
+      '/api/v1/notification',
+      '/api/v1/notification/{id}',
+      '/api/v1/notifications',
+    ])
+  })
+
+  test('every body the api accepts matches exactly one request schema', () => {
+    for (const body of valid) {
+      assert.equal(
+        parseNotificationRequest(body, context).ok,
+        true,
+        `the api accepts ${JSON.stringify(body)}`,
+      )
+      assert.ok(single(body), `${JSON.stringify(body)}: ${JSON.stringify(single.errors)}`)
+    }
+  })
+
+  test('bodies the api refuses for a documented reason are refused by the document too', () => {
+    for (const body of invalid) {
+      assert.equal(
+        parseNotificationRequest(body, context).ok,
+        false,
+        `the api refuses ${JSON.stringify(body)}`,
+      )
+      assert.equal(single(body), false, `the document refuses ${JSON.stringify(body)}`)
+    }
+  })
+
+  test('a batch is an array of up to maxBatch notifications', () => {
+    assert.ok(batch(valid.slice(0, 3)), JSON.stringify(batch.errors))
+    assert.equal(batch(valid.slice(0, 4)), false, 'more than maxBatch')
+    assert.equal(batch([{ channel: 'fax', message: 'x' }]), false)
+  })
+})
