@@ -1,0 +1,183 @@
+// The deployment files against running services: an api and an email distributor, started as processes on
+// a private topic and key prefix. Every metric the alerts, the dashboard, the Prometheus adapter rules and
+// the KEDA triggers name must be on their live /metrics; the series the autoscalers read must carry samples
+// with the labels the queries group by (the lag ones exist only once the group leader has assignments);
+// every probe path of the manifests and the Dockerfiles must answer; the consumer group must be the one
+// the KEDA Kafka example names.
+import assert from 'node:assert/strict'
+import { after, before, test } from 'node:test'
+import { createRedis, type Redis } from '@herald/shared/redis/client'
+import { topicNames } from '@herald/shared/topics'
+import type { Admin } from 'kafkajs'
+import { kafkaBrokers, redisUrl, requireServers } from '../helpers.ts'
+import {
+  adapterRules,
+  adapterSeries,
+  containersOf,
+  dockerfile,
+  k8sObjects,
+  kedaTriggers,
+  kustomize,
+  metricFamilies,
+  parsePromQL,
+  promqlExpressions,
+  unknownMetricReferences,
+} from '../support/deploy-files.ts'
+import { createTopics, deleteNamespace, namespace, serviceEnv, testKafka } from '../support/fixtures.ts'
+import { eventually, type ServiceProcess, startService } from '../support/service-process.ts'
+
+const ns = namespace('deploy')
+const partitions = 4
+let admin: Admin
+let redis: Redis
+let api: ServiceProcess
+let distributor: ServiceProcess
+let apiUrl: string
+let distributorUrl: string
+
+before(async () => {
+  await requireServers()
+  admin = testKafka(kafkaBrokers()).admin()
+  await admin.connect()
+  redis = createRedis(redisUrl())
+  await redis.connect()
+  await createTopics(admin, ns, partitions, kafkaBrokers())
+  api = startService('deploy-api', 'api', serviceEnv(ns, {}, { PORT: '0' }))
+  distributor = startService(
+    'deploy-distributor',
+    'distributor',
+    serviceEnv(ns, {}, { CHANNEL: 'email', LAG_INTERVAL_MS: '300' }),
+  )
+  const [apiLine, distributorLine] = await Promise.all([
+    api.waitForLog((l) => typeof l.port === 'number'),
+    distributor.waitForLog((l) => typeof l.metricsPort === 'number'),
+  ])
+  apiUrl = `http://127.0.0.1:${apiLine.port}`
+  distributorUrl = `http://127.0.0.1:${distributorLine.metricsPort}`
+})
+
+after(async () => {
+  for (const p of [api, distributor]) p?.kill('SIGTERM')
+  await Promise.all([api?.exited, distributor?.exited])
+  if (admin) await deleteNamespace(admin, redis, ns)
+  redis?.disconnect()
+  await admin?.disconnect()
+})
+
+const scrape = async (url: string) => (await fetch(`${url}/metrics`)).text()
+
+/** Label sets of a metric's samples in an exposition text. */
+function samples(text: string, metric: string): Array<Record<string, string>> {
+  return [...text.matchAll(new RegExp(`^${metric}\\{([^}]*)\\} `, 'gm'))].map((m) =>
+    Object.fromEntries([...(m[1] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]])),
+  )
+}
+
+test('every metric deploy/ names is on the live /metrics of the api or the distributor', async () => {
+  // The lag series appear only on the group leader, once it has its partitions and collected once.
+  const distributorText = await eventually(
+    'the leader exporting the lag of every partition',
+    async () => {
+      const text = await scrape(distributorUrl)
+      return samples(text, 'herald_consumer_lag_records').length === partitions ? text : undefined
+    },
+    30_000,
+    200,
+  )
+  const live = `${await scrape(apiUrl)}\n${distributorText}`
+  const expressions = promqlExpressions()
+  assert.ok(expressions.length > 40)
+  assert.deepEqual(unknownMetricReferences(expressions, metricFamilies(live)), [])
+})
+
+test('the series the autoscalers read have samples with the labels their queries group by', async () => {
+  const text = await eventually(
+    'lag and age exported',
+    async () => {
+      const t = await scrape(distributorUrl)
+      return samples(t, 'herald_oldest_unfinished_age_seconds').length > 0 ? t : undefined
+    },
+    30_000,
+    200,
+  )
+  const scaling = [
+    ...adapterRules().map((r) => r.metricsQuery.replaceAll('<<.Series>>', adapterSeries(r))),
+    ...kedaTriggers().flatMap((t) => (t.type === 'prometheus' && t.metadata.query ? [t.metadata.query] : [])),
+  ].map((q) => q.replaceAll('<<.LabelMatchers>>', ''))
+  const read = new Set(scaling.flatMap((q) => parsePromQL(q).metrics))
+  assert.deepEqual([...read].sort(), [
+    'herald_breaker_open',
+    'herald_consumer_lag_records',
+    'herald_oldest_unfinished_age_seconds',
+  ])
+  // `namespace` and `pod` come from the scrape; the rest must come from the service.
+  const wanted: Record<string, string[]> = {
+    herald_consumer_lag_records: ['channel', 'partition'],
+    herald_oldest_unfinished_age_seconds: ['channel'],
+    herald_breaker_open: ['channel'],
+  }
+  for (const metric of read) {
+    const found = samples(text, metric)
+    assert.ok(found.length > 0, `${metric}: no sample`)
+    for (const labels of found) {
+      for (const label of wanted[metric] ?? []) assert.ok(labels[label], `${metric} lacks ${label}`)
+      assert.equal(labels.channel, 'email')
+    }
+  }
+  const partitionsSeen = samples(text, 'herald_consumer_lag_records').map((l) => Number(l.partition))
+  assert.deepEqual(
+    partitionsSeen.sort((a, b) => a - b),
+    [0, 1, 2, 3],
+  )
+})
+
+test('every probe and healthcheck path of the manifests and Dockerfiles answers on the running services', async () => {
+  const deployments = kustomize('.').filter((o) => o.kind === 'Deployment')
+  const paths = (name: string, dockerfileName: string) => {
+    const found = new Set<string>()
+    for (const d of deployments.filter((o) => o.metadata.name.startsWith(name))) {
+      for (const c of containersOf(d))
+        for (const probe of [c.startupProbe, c.livenessProbe, c.readinessProbe])
+          if (probe?.httpGet) found.add(probe.httpGet.path)
+      found.add(d.spec.template.metadata.annotations['prometheus.io/path'])
+    }
+    for (const i of dockerfile(dockerfileName).filter((i) => i.keyword === 'HEALTHCHECK'))
+      for (const m of i.args.matchAll(/'(\/\w+)'/g)) found.add(m[1] ?? '')
+    return [...found]
+  }
+  for (const [url, list] of [
+    [apiUrl, paths('herald-api', 'Dockerfile.api')],
+    [distributorUrl, paths('herald-distributor-', 'Dockerfile.distributor')],
+  ] as const) {
+    assert.ok(list.length >= 3 && list.includes('/metrics'), `paths found: ${list.join(', ')}`)
+    for (const path of list) {
+      // Readiness may take a moment (503); an unknown path is a 404 at once.
+      const status = await eventually(
+        `GET ${url}${path}`,
+        async () => {
+          const { status } = await fetch(`${url}${path}`)
+          return status === 503 ? undefined : status
+        },
+        15_000,
+      )
+      assert.equal(status, 200, `GET ${path} on ${url} answered ${status}`)
+    }
+  }
+})
+
+test('the distributor joins the consumer group and reads the topic the KEDA Kafka example names', async () => {
+  const [example] = k8sObjects('keda/kafka-trigger.example.yaml')
+  const metadata = example?.spec.triggers[0].metadata as { consumerGroup: string; topic: string }
+  // The example is written for the default prefixes; the running distributor uses the test's own.
+  const group = metadata.consumerGroup.replace(/^herald\./, `${ns.prefix}.`)
+  const topic = metadata.topic.replace(/^notifications\./, `${ns.prefix}.`)
+  assert.equal(topic, topicNames(ns.prefix).main('email'))
+  const running = await distributor.waitForLog((l) => typeof l.group === 'string')
+  assert.equal(running.group, group)
+  assert.equal(running.topic, topic)
+  const { groups } = await admin.listGroups()
+  assert.ok(
+    groups.some((g) => g.groupId === group),
+    `${group} is a group on the broker`,
+  )
+})
