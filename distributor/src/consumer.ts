@@ -4,7 +4,12 @@ import { hostname } from 'node:os'
 import type { Config } from '@herald/shared/config'
 import { errorMessage } from '@herald/shared/errors'
 import type { Logger } from '@herald/shared/logger'
-import { decodeRecord, type NotificationRecord } from '@herald/shared/notification'
+import {
+  type DecodedRecord,
+  decodeRecord,
+  type NotificationRecord,
+  recordVersion,
+} from '@herald/shared/notification'
 import type { Redis } from '@herald/shared/redis/client'
 import type { RedisKeys } from '@herald/shared/redis/keys'
 import type { StatusStore } from '@herald/shared/status'
@@ -168,6 +173,7 @@ export class Distributor {
     })
     const autocommit = this.#deps.brokenVariant === 'autocommit'
     await c.subscribe({ topic: this.#deps.topics.main, fromBeginning: true })
+    this.#running = true
     await c.run({
       autoCommit: autocommit,
       eachBatchAutoResolve: autocommit,
@@ -175,7 +181,6 @@ export class Distributor {
       eachBatch: (payload) => this.#onBatch(payload),
     })
     this.#lag.start(this.#deps.config.lagIntervalMs)
-    this.#running = true
   }
 
   /**
@@ -312,6 +317,7 @@ export class Distributor {
     const variant = this.#deps.brokenVariant
     const accepted: KafkaMessage[] = []
     let lastInOrder: string | undefined
+    const decoded = new Map<string, DecodedRecord>()
     for (const message of batch.messages) {
       const offset = Number(message.offset)
       let decision = tracker.offer(offset)
@@ -329,27 +335,50 @@ export class Distributor {
         break
       }
       lastInOrder = message.offset
-      if (decision === 'accept') accepted.push(message)
+      if (decision === 'accept') {
+        const record = decodeRecord(message.value)
+        decoded.set(message.offset, record)
+        accepted.push(message)
+        // A record from a newer Herald stops the partition: nothing after it is accepted (see #processOne).
+        if (record.kind === 'future-version') break
+      }
     }
     if (variant === 'advance-before-delivery' && accepted.length > 0) {
       const last = Number(accepted[accepted.length - 1]?.offset)
       await this.#offsets.advance(batch.partition, state.token, last + 1)
     }
-    if (accepted.length > 0) await this.#processWithHeartbeats(state, batch, accepted, heartbeat)
+    let soughtBack = false
+    if (accepted.length > 0)
+      soughtBack = await this.#processWithHeartbeats(state, batch, accepted, decoded, heartbeat, isStale)
     if (variant !== 'autocommit') await this.#advance(state)
     // kafkajs' position moves only for the current claim (a newer claim sought the partition itself).
-    if (lastInOrder !== undefined && !state.fenced && this.#partitions.get(batch.partition) === state) {
+    if (
+      !soughtBack &&
+      lastInOrder !== undefined &&
+      !state.fenced &&
+      this.#partitions.get(batch.partition) === state
+    ) {
       resolveOffset(lastInOrder)
     }
   }
 
-  /** Delivers the accepted messages, one recipient (key) at a time in order, keys concurrently. */
+  /**
+   * Delivers the accepted messages, one recipient (key) at a time in order, keys concurrently. What finishes
+   * is recorded as it goes (dead letters, statuses and events, then the offset, every half second), so a
+   * long batch keeps its progress whatever ends it. When a rebalance is waiting (a heartbeat fails), the
+   * claim is lost, or the distributor stops, no new delivery starts: the batch ends as soon as the ones in
+   * flight finish, so the member rejoins in time instead of being expelled with all of its work unrecorded.
+   * Returns true when the partition was sought back to its first unfinished offset (records handed back
+   * without a timer of their own to fetch them again).
+   */
   async #processWithHeartbeats(
     state: PartitionState,
     batch: Batch,
     messages: KafkaMessage[],
+    decoded: ReadonlyMap<string, DecodedRecord>,
     heartbeat: () => Promise<void>,
-  ): Promise<void> {
+    isStale: () => boolean,
+  ): Promise<boolean> {
     const attemptsKey = this.#deps.keys.attempts(this.#deps.groupId, batch.topic)
     const byKey = new Map<string, KafkaMessage[]>()
     for (const m of messages) {
@@ -358,12 +387,27 @@ export class Distributor {
       if (list) list.push(m)
       else byKey.set(key, [m])
     }
-    const finished: Array<{ offset: number; result: Finished }> = []
-    const deadLetters: DeadLetter[] = []
+    let finished: Array<{ offset: number; result: Finished }> = []
+    let deadLetters: DeadLetter[] = []
     const released: string[] = []
     let resumeAfterMs: number | undefined
+    let yielding: string | undefined
+    const mustYield = (): string | undefined => {
+      if (yielding) return yielding
+      if (!this.#running || this.#stop.signal.aborted) return 'stopping'
+      if (state.fenced || this.#partitions.get(batch.partition) !== state) return 'claim lost'
+      if (isStale()) return 'partition sought elsewhere'
+      return undefined
+    }
     const work = forEachLimited([...byKey.values()], this.#deps.config.delivery.concurrency, async (list) => {
       for (const [i, message] of list.entries()) {
+        if (mustYield()) {
+          for (const later of list.slice(i)) {
+            state.tracker.release(Number(later.offset))
+            released.push(later.offset)
+          }
+          return
+        }
         // Crash-loop guard: count this start before the delivery begins; the count survives a crash, and a
         // record that keeps killing the process is dead-lettered instead of blocking its partition.
         const [[, starts], [, attempts]] = (await this.#deps.redis
@@ -372,11 +416,19 @@ export class Distributor {
           .hget(attemptsKey, `${batch.partition}:${message.offset}:attempts`)
           .exec()) as [[unknown, number], [unknown, string | null]]
         const history = { starts: Number(starts), attempts: Number(attempts ?? 0) }
-        const result = await this.#processOne(batch, message, history, deadLetters)
+        const record = decoded.get(message.offset) ?? decodeRecord(message.value)
+        // Dead letters go to whichever list the next flush writes (it swaps the list while deliveries run).
+        const result = await this.#processOne(batch, message, record, history, (letter) =>
+          deadLetters.push(letter),
+        )
         if (result.status === 'unfinished') {
-          released.push(message.offset)
+          // Handed back on purpose (backoff, breaker, shutdown), not crashed: this start does not count.
+          await this.#deps.redis.hincrby(attemptsKey, `${batch.partition}:${message.offset}:starts`, -1)
           // Later messages of this recipient wait too, so one recipient's notifications stay in order.
-          for (const later of list.slice(i)) state.tracker.release(Number(later.offset))
+          for (const later of list.slice(i)) {
+            state.tracker.release(Number(later.offset))
+            released.push(later.offset)
+          }
           if (result.retryInMs !== undefined)
             resumeAfterMs = Math.min(resumeAfterMs ?? Infinity, result.retryInMs)
           return
@@ -384,67 +436,106 @@ export class Distributor {
         finished.push({ offset: Number(message.offset), result })
       }
     })
-    // kafkajs heartbeats only from inside the handler: keep the membership alive during long batches.
-    // A failed heartbeat (rebalance, member expired) is reported after the work; kafkajs rejoins on its own.
+
+    // Rule 3: a message is finished only once its dead letter is acknowledged and its status and event are
+    // written; then the offset may move over it. A failed write puts the results back for the next flush.
+    const flush = async (): Promise<void> => {
+      const results = finished
+      const letters = deadLetters
+      finished = []
+      deadLetters = []
+      try {
+        await writeDeadLetters(this.#producer, this.#deps.topics.deadLetter, letters)
+        await this.#recordOutcomes(results.map((f) => f.result))
+      } catch (error) {
+        finished.unshift(...results)
+        deadLetters.unshift(...letters)
+        throw error
+      }
+      for (const { offset } of results) state.tracker.finish(offset)
+      if (results.length > 0) {
+        const fields = results.flatMap(({ offset }) => [
+          `${batch.partition}:${offset}:starts`,
+          `${batch.partition}:${offset}:attempts`,
+        ])
+        await this.#deps.redis.hdel(attemptsKey, ...fields)
+        if (this.#deps.brokenVariant !== 'autocommit') await this.#advance(state)
+      }
+    }
+
+    // kafkajs heartbeats only from inside the handler: keep the membership alive during long batches. A
+    // failed heartbeat means a rebalance is waiting (or the member was expired): stop starting deliveries.
     let done = false
     const beating = (async () => {
       while (!done) {
-        await Promise.race([work.catch(() => {}), abortableSleep(1000, this.#stop.signal).catch(() => {})])
-        if (!done && !this.#stop.signal.aborted) await heartbeat()
+        await Promise.race([work.catch(() => {}), abortableSleep(500, this.#stop.signal).catch(() => {})])
+        if (done) return
+        await flush().catch((error: unknown) =>
+          this.#log.warn({ err: error, partition: batch.partition }, 'recording finished deliveries failed'),
+        )
+        if (done || this.#stop.signal.aborted || yielding) continue
+        try {
+          await heartbeat()
+        } catch (error) {
+          yielding = 'heartbeat failed'
+          this.#log.warn(
+            { err: error, partition: batch.partition },
+            'heartbeat failed during a batch (rebalance?): finishing deliveries in flight, starting no more',
+          )
+        }
       }
-    })().catch((error: unknown) => {
-      this.#log.warn(
-        { err: error, partition: batch.partition },
-        'heartbeat failed during a batch (rebalance?)',
-      )
-    })
+    })()
     try {
       await work
-    } finally {
       done = true
-    }
-    await beating
-    // Rule 3: a message is finished only once its dead letter is acknowledged and its status and event
-    // are written.
-    await writeDeadLetters(this.#producer, this.#deps.topics.deadLetter, deadLetters)
-    await this.#recordOutcomes(finished.map((f) => f.result))
-    for (const { offset } of finished) state.tracker.finish(offset)
-    if (finished.length > 0) {
-      const fields = finished.flatMap(({ offset }) => [
-        `${batch.partition}:${offset}:starts`,
-        `${batch.partition}:${offset}:attempts`,
-      ])
-      await this.#deps.redis.hdel(attemptsKey, ...fields)
-    }
-    if (released.length > 0) {
-      // Handed back on purpose (backoff, breaker, shutdown), not crashed: this start does not count.
-      const undo = this.#deps.redis.pipeline()
-      for (const offset of released) undo.hincrby(attemptsKey, `${batch.partition}:${offset}:starts`, -1)
-      await undo.exec()
+      await beating
+      await flush()
+    } catch (error) {
+      done = true
+      await beating
+      // kafkajs retries the batch: everything accepted and unfinished must be accepted again then.
+      for (const m of messages) state.tracker.release(Number(m.offset))
+      throw error
     }
     if (this.#breaker.state === 'closed' && this.#breakerReported) {
       this.#breakerReported = false
       this.#deps.metrics.breakerOpen.set(0)
       this.#log.warn('breaker closed: the provider accepts deliveries again')
     }
-    if (this.#breaker.blocking) this.#onBreakerOpen()
-    else if (resumeAfterMs !== undefined) this.#retryLater(state, resumeAfterMs)
+    if (this.#breaker.blocking) {
+      this.#onBreakerOpen()
+      return false
+    }
+    if (resumeAfterMs !== undefined) {
+      this.#retryLater(state, resumeAfterMs)
+      return false
+    }
+    if (released.length > 0 && !state.fenced && this.#partitions.get(batch.partition) === state) {
+      // Handed back without a timer (the batch yielded): fetch them again from the first unfinished offset.
+      this.#consumer.seek({
+        topic: batch.topic,
+        partition: batch.partition,
+        offset: String(state.tracker.next),
+      })
+      return true
+    }
+    return false
   }
 
   /** How the message finished, or 'unfinished' when it must be delivered again (and when to retry). */
   async #processOne(
     batch: Batch,
     message: KafkaMessage,
+    decoded: DecodedRecord,
     history: { starts: number; attempts: number } | undefined,
-    deadLetters: DeadLetter[],
+    deadLetter: (letter: DeadLetter) => void,
   ): Promise<Finished | { status: 'unfinished'; retryInMs?: number }> {
-    const decoded = decodeRecord(message.value)
     const base = { topic: batch.topic, partition: batch.partition, message }
     const log = this.#log.child({ partition: batch.partition, offset: message.offset })
     if (decoded.kind === 'poison') {
       this.#deps.metrics.poison.inc()
       log.warn({ reason: decoded.reason }, 'poison record: dead-lettered')
-      deadLetters.push({ ...base, reason: decoded.reason, failureClass: 'poison', attempts: 0 })
+      deadLetter({ ...base, reason: decoded.reason, failureClass: 'poison', attempts: 0 })
       return {
         record: undefined,
         status: 'dead_lettered',
@@ -454,8 +545,11 @@ export class Distributor {
       }
     }
     if (decoded.kind === 'future-version') {
+      // Not poison: a newer Herald wrote it, and an upgraded distributor will deliver it. The partition
+      // stops at this record (#onBatch accepts nothing after it) and looks again every minute.
+      this.#deps.metrics.futureVersionWaits.inc()
       log.error(
-        { version: decoded.version },
+        { version: decoded.version, understood: recordVersion },
         'ALERT: record from a newer Herald version; upgrade this distributor (the partition waits)',
       )
       return { status: 'unfinished', retryInMs: 60_000 }
@@ -470,7 +564,7 @@ export class Distributor {
         { id: record.id, starts: history?.starts },
         'record keeps crashing the distributor: dead-lettered',
       )
-      deadLetters.push({ ...base, reason, failureClass: 'crash-loop', attempts: previous })
+      deadLetter({ ...base, reason, failureClass: 'crash-loop', attempts: previous })
       return {
         record,
         status: 'dead_lettered',
@@ -517,7 +611,7 @@ export class Distributor {
             latencyMs: performance.now() - started,
           }
         case 'dead-letter':
-          deadLetters.push({
+          deadLetter({
             ...base,
             reason: outcome.error.message,
             failureClass: outcome.failureClass,

@@ -101,6 +101,11 @@ export function createDistributorMetrics(labels: { channel: string }) {
       help: 'Age of the oldest unfinished record of the channel (alert well before topic retention); leader only.',
       registers: [registry],
     }),
+    futureVersionWaits: new Counter({
+      name: 'herald_future_version_waits_total',
+      help: 'Times a partition stopped at a record from a newer Herald version (upgrade the distributor); repeats every minute while it waits.',
+      registers: [registry],
+    }),
     poison: new Counter({
       name: 'herald_poison_records_total',
       help: 'Records that could not be read (not JSON, failing the schema, too large).',

@@ -57,6 +57,8 @@ export interface ChaosReport {
   deadLettered: number
   lost: string[]
   duplicates: number
+  /** Duplicate deliveries by channel and by the fault that struck last before the repeat arrived. */
+  duplicatesBy: { channel: Record<string, number>; fault: Record<string, number> }
   drainSeconds: number
   faultsRun: string[]
   faultsMissing: string[]
@@ -116,6 +118,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   }
   const faultsRun: string[] = []
   const faultsMissing: string[] = []
+  /** When each fault struck: a repeated delivery is attributed to the last fault before it. */
+  const marks: Array<{ fault: string; at: number }> = []
+  const mark = (fault: string) => marks.push({ fault, at: Date.now() })
   const processes: ServiceProcess[] = []
   const startApi = () => {
     const p = startService('api', 'api', { ...env, PORT: String(apiPort) })
@@ -209,6 +214,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       schedule.push(
         (async () => {
           await at(0.15)
+          mark('outage')
           sandbox.slack.setFaults({ ...latency, failRate: 1, status: 503 })
           await sleep(Math.min(60_000, loadMs * 0.3))
           sandbox.slack.setFaults(latency)
@@ -220,6 +226,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       schedule.push(
         (async () => {
           await at(0.5)
+          mark('auth')
           sandbox.twilio.setFaults({ ...latency, authFail: true })
           await sleep(Math.min(30_000, loadMs * 0.15))
           sandbox.twilio.setFaults(twilioBase)
@@ -259,6 +266,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           }
           await admin.disconnect()
           redis.disconnect()
+          mark('kill')
           victim?.kill('SIGKILL')
           if ((await victim?.exited) === 'SIGKILL') faultsRun.push('SIGKILL email-1 mid-delivery')
           else faultsMissing.push('SIGKILL email-1')
@@ -272,6 +280,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         (async () => {
           await at(0.4)
           const victim = replicas.get('sms-1')
+          mark('term')
           victim?.kill('SIGTERM')
           if ((await victim?.exited) === 0) faultsRun.push('SIGTERM sms-1 (rebalance)')
           else faultsMissing.push('SIGTERM sms-1')
@@ -285,6 +294,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         (async () => {
           await at(0.55)
           const victim = replicas.get('slack-2')
+          mark('freeze')
           victim?.kill('SIGSTOP')
           await sleep(8000)
           victim?.kill('SIGCONT')
@@ -296,6 +306,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       schedule.push(
         (async () => {
           await at(0.6)
+          mark('api')
           api.kill('SIGKILL')
           await api.exited
           await sleep(500)
@@ -310,6 +321,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         (async () => {
           await at(0.7)
           const before = kafkaPid(stack.stack.kafka)
+          mark('broker')
           if (before) process.kill(before, 'SIGKILL')
           await sleep(1000)
           await stopKafka(stack.stack.kafka, 1000)
@@ -329,6 +341,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           // AOF): the services write new keys as soon as it is up, so counting keys would not.
           await redisCommand(stack.stack.redis.port, 'SET chaos:sentinel 1')
           await sleep(1500) // appendfsync everysec: let the AOF catch up
+          mark(empty ? 'redis-empty' : 'redis')
           await stopRedis(stack.stack.redis)
           if (empty) execFileSync('rm', ['-rf', join(stack.stack.redis.dataDir, 'redis-data')])
           await startRedis(stack.stack.redis)
@@ -383,12 +396,21 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         if (!ids.has(s.id)) lost.push(`${s.id} (email ${s.token}, not in the dead-letter topic)`)
     }
     const duplicates = [...seen.values()].reduce((sum, n) => sum + n - 1, 0)
+    const duplicatesBy = attributeDuplicates(
+      [
+        ...sandbox.smtp.messages().map((m) => ({ channel: 'email', ...m })),
+        ...sandbox.twilio.messages().map((m) => ({ channel: 'sms', ...m })),
+        ...sandbox.slack.messages().map((m) => ({ channel: 'slack', ...m })),
+      ],
+      marks,
+    )
     const report: ChaosReport = {
       accepted: accepted.length,
       delivered: expectDelivered.filter((s) => seen.has(s.token)).length,
       deadLettered: permanent.length,
       lost,
       duplicates,
+      duplicatesBy,
       drainSeconds,
       faultsRun,
       faultsMissing,
@@ -403,6 +425,39 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   }
 }
 
+/**
+ * Counts repeated deliveries (every delivery of a token after its first) by channel, and by the fault that
+ * struck last before the repeat arrived ('none' when no fault had struck yet).
+ */
+export function attributeDuplicates(
+  deliveries: Array<{ channel: string; at: string; text: string }>,
+  marks: ReadonlyArray<{ fault: string; at: number }>,
+): ChaosReport['duplicatesBy'] {
+  const byChannel: Record<string, number> = {}
+  const byFault: Record<string, number> = {}
+  const seen = new Set<string>()
+  const sorted = deliveries.map((d) => ({ ...d, ms: Date.parse(d.at) })).sort((a, b) => a.ms - b.ms)
+  const faults = [...marks].sort((a, b) => a.at - b.at)
+  for (const d of sorted) {
+    const token = /chaos-\d+-\d+/.exec(d.text)?.[0]
+    if (!token) continue
+    if (!seen.has(token)) {
+      seen.add(token)
+      continue
+    }
+    byChannel[d.channel] = (byChannel[d.channel] ?? 0) + 1
+    const cause = faults.filter((f) => f.at <= d.ms).at(-1)?.fault ?? 'none'
+    byFault[cause] = (byFault[cause] ?? 0) + 1
+  }
+  return { channel: byChannel, fault: byFault }
+}
+
+const formatCounts = (counts: Record<string, number>) =>
+  Object.entries(counts)
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ')
+
 export function appendReliability(options: ChaosOptions, report: ChaosReport): void {
   const file = join(repoRoot, 'docs', 'RELIABILITY.md')
   if (!existsSync(file)) {
@@ -415,6 +470,10 @@ export function appendReliability(options: ChaosOptions, report: ChaosReport): v
   let commit = 'unknown'
   try {
     commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot }).toString().trim()
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no', '--', '*.ts'], {
+      cwd: repoRoot,
+    }).toString()
+    if (dirty.trim()) commit += ' + uncommitted changes'
   } catch {}
   const pct = report.accepted > 0 ? ((100 * report.duplicates) / report.accepted).toFixed(2) : '0'
   appendFileSync(
@@ -429,6 +488,12 @@ export function appendReliability(options: ChaosOptions, report: ChaosReport): v
       '',
       `${options.notifications} notifications at ${options.ratePerSecond}/s, seed ${options.seed}. Faults: ${report.faultsRun.join('; ') || 'none'}.` +
         (report.faultsMissing.length ? ` MISSING: ${report.faultsMissing.join('; ')}.` : ''),
+      ...(report.duplicates > 0
+        ? [
+            '',
+            `Duplicates by channel: ${formatCounts(report.duplicatesBy.channel)}; by the last fault before the repeat: ${formatCounts(report.duplicatesBy.fault)}.`,
+          ]
+        : []),
       '',
     ].join('\n'),
   )

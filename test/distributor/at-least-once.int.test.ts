@@ -222,6 +222,46 @@ describe('at least once', () => {
     assert.deepEqual(result.lost, [], 'every record delivered at least once')
   })
 
+  test('a long batch records its progress as it goes: a kill mid-batch repeats only the last moments', async (t) => {
+    // One recipient: 300 records in one partition, fetched as one batch and delivered one after another.
+    const { ns, records, topic } = await setup('long-batch', 300, 1)
+    smtp.setFaults({ latencyMs: 20 })
+    try {
+      await produceRecords(producer, topic, records)
+      const [partition] = [...(await watermarks(admin, topic))].find(([, w]) => w.high > 0) ?? []
+      const first = distributor(ns, 'long-batch-1')
+      const progress = await eventually(
+        'the stored offset moving while the batch is still being delivered',
+        async () => {
+          const next = (await redisOffsets(ns, topic)).get(partition ?? -1) ?? 0
+          const delivered = deliveredIds(ns).length
+          return next >= 100 && delivered < records.length ? { next, delivered } : undefined
+        },
+        60_000,
+        20,
+      )
+      first.kill('SIGKILL')
+      await first.exited
+      const deliveredBeforeKill = deliveredIds(ns).length
+      const second = distributor(ns, 'long-batch-2')
+      const counts = await waitAllDelivered(
+        ns,
+        records.map((r) => r.id),
+      )
+      second.kill('SIGTERM')
+      await second.exited
+      const duplicates = [...counts.values()].reduce((sum, n) => sum + n - 1, 0)
+      t.diagnostic(
+        `offset ${progress.next} stored with ${progress.delivered} delivered; ${deliveredBeforeKill} delivered before the kill; ${duplicates} delivered twice`,
+      )
+      // What repeats is what finished after the last flush (every 0.5 s, about 20 here) plus the one in
+      // flight; recording only at the end of the batch would repeat everything delivered before the kill.
+      assert.ok(duplicates <= 40, `${duplicates} duplicates`)
+    } finally {
+      smtp.setFaults({})
+    }
+  })
+
   test('negative control: advancing the offset before delivery loses notifications under the same kill', async (t) => {
     const result = await killMidwayAndRestart('broken-advance', {
       HERALD_TEST_BROKEN_VARIANT: 'advance-before-delivery',

@@ -193,6 +193,41 @@ describe('retries and dead letters', () => {
     await d.exited
   })
 
+  test('a record from a newer Herald version stops its partition with an alert; it is not dead-lettered', async () => {
+    const ns = await setup('future')
+    const d = smsDistributor(ns, 'future')
+    await started(d)
+    const topic = ns.topics.main('sms')
+    const before = sms(ns, '+14155550105')
+    const future = { ...sms(ns, '+14155550106'), v: 2, somethingNew: true }
+    const behind = sms(ns, '+14155550107') // another recipient: not held back by its key, only by the halt
+    const elsewhere = sms(ns, '+14155550108')
+    await producer.send({
+      topic,
+      acks: -1,
+      messages: [before, future, behind].map((r) => ({ key: r.to, value: JSON.stringify(r), partition: 0 })),
+    })
+    await producer.send({
+      topic,
+      acks: -1,
+      messages: [{ key: elsewhere.to, value: JSON.stringify(elsewhere), partition: 1 }],
+    })
+    const alert = await d.waitForLog((l) => String(l.msg).startsWith('ALERT: record from a newer Herald'))
+    assert.equal(alert.version, 2)
+    assert.equal((await finalStatus(ns, before.id)).status, 'delivered')
+    assert.equal((await finalStatus(ns, elsewhere.id)).status, 'delivered', 'other partitions keep flowing')
+    // The batch is over once the partition pauses for its next look: whatever it started has finished.
+    await d.waitForLog((l) => l.msg === 'partition paused until its next retry is due' && l.partition === 0)
+    assert.ok(!smsTexts().includes(behind.message), 'nothing after the newer record was delivered')
+    assert.equal((await statuses(ns).get(behind.id))?.status ?? 'none', 'none')
+    const stored = await redis.hget(redisKeys(ns.prefix).offsets(ns.groupId('sms'), topic), '0')
+    assert.equal(stored, '1', 'the stored offset stops at the newer record')
+    assert.deepEqual(await new DeadLetterStore(kafka, ns.topics).list('sms'), [])
+    assert.match(await metricsOf(d), /^herald_future_version_waits_total{[^}]*} [1-9]/m)
+    d.kill('SIGTERM')
+    await d.exited
+  })
+
   test('a record that keeps crashing the distributor ends as a crash-loop dead letter', async () => {
     const ns = await setup('crash')
     const killer = sms(ns, '+14155550104', 'CRASH-ME please')

@@ -1,5 +1,6 @@
 // Herald's services as real child processes, for tests that kill, freeze and restart them.
 import { type ChildProcess, spawn } from 'node:child_process'
+import { appendFileSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { repoRoot } from '../../dev/lib/process.ts'
 
@@ -34,6 +35,10 @@ export function startService(
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   const lines: Array<Record<string, unknown>> = []
+  // HERALD_SERVICE_LOG_DIR keeps every service's log lines in <dir>/<name>.log, for looking into a run.
+  const logDir = process.env.HERALD_SERVICE_LOG_DIR
+  const logFile = logDir ? join(logDir, `${name}.log`) : undefined
+  if (logDir) mkdirSync(logDir, { recursive: true })
   const waiters: Array<{
     match: (l: Record<string, unknown>) => boolean
     resolve: (l: Record<string, unknown>) => void
@@ -53,6 +58,7 @@ export function startService(
           line = { msg: text, stream }
         }
         lines.push(line)
+        if (logFile) appendFileSync(logFile, `${text}\n`)
         if (process.env.HERALD_TEST_VERBOSE) console.log(`[${name}] ${text}`)
         for (const w of [...waiters]) {
           if (w.match(line)) {
