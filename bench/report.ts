@@ -24,8 +24,22 @@ export async function machineFacts(): Promise<string> {
       return 'unknown'
     }
   })()
+  // Others may be changing the code the benchmark ran: name the uncommitted service sources.
+  const dirty = (() => {
+    try {
+      return execFileSync('git', ['status', '--porcelain', '--', 'api', 'distributor', 'shared'], {
+        cwd: repoRoot,
+      })
+        .toString()
+        .split('\n')
+        .filter((l) => l.trim().length > 0)
+        .map((l) => l.slice(3))
+    } catch {
+      return []
+    }
+  })()
   const cpu = cpus()
-  return `commit ${commit}, node ${process.version}, ${cpu.length} × ${cpu[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB`
+  return `commit ${commit}${dirty.length > 0 ? ` + uncommitted ${dirty.join(', ')}` : ''}, node ${process.version}, ${cpu.length} × ${cpu[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB`
 }
 
 /** Appends a dated section to docs/BENCHMARKS.md. */

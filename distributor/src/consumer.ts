@@ -33,6 +33,7 @@ import { LagExporter } from './lag.ts'
 import type { DistributorMetrics } from './metrics.ts'
 import { OffsetStore } from './offsets/offsets.ts'
 import { PartitionTracker } from './offsets/tracker.ts'
+import { Slots } from './slots.ts'
 
 /**
  * Deliberately broken variants, selected only by tests (HERALD_TEST_BROKEN_VARIANT), to show that the
@@ -77,18 +78,6 @@ type Finished =
   | { record: NotificationRecord; status: 'expired'; attempts: number }
   | { record: undefined; status: 'dead_lettered'; attempts: number; error: string; failureClass: string }
 
-/** Runs `work` over `items` with at most `limit` at once. */
-async function forEachLimited<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let index = 0
-  const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (index < items.length) {
-      const item = items[index++] as T
-      await work(item)
-    }
-  })
-  await Promise.all(runners)
-}
-
 export class Distributor {
   readonly #deps: DistributorDeps
   readonly #log: Logger
@@ -106,6 +95,8 @@ export class Distributor {
   #probeTimer: NodeJS.Timeout | undefined
   #breakerReported = false
   readonly #breaker: Breaker
+  /** Delivery slots shared by every partition this replica holds (DELIVERY_CONCURRENCY). */
+  readonly #slots: Slots
   readonly #lag: LagExporter
   #crashed: ((error: Error) => void) | undefined
 
@@ -137,6 +128,7 @@ export class Distributor {
       metrics: deps.metrics,
       logger: this.#log,
     })
+    this.#slots = new Slots(deps.config.delivery.concurrency)
     this.#breaker = new Breaker({
       failureThreshold: deps.config.breaker.threshold,
       probeDelayMs: deps.config.breaker.probeMs,
@@ -380,13 +372,6 @@ export class Distributor {
     isStale: () => boolean,
   ): Promise<boolean> {
     const attemptsKey = this.#deps.keys.attempts(this.#deps.groupId, batch.topic)
-    const byKey = new Map<string, KafkaMessage[]>()
-    for (const m of messages) {
-      const key = m.key?.toString('latin1') ?? ''
-      const list = byKey.get(key)
-      if (list) list.push(m)
-      else byKey.set(key, [m])
-    }
     let finished: Array<{ offset: number; result: Finished }> = []
     let deadLetters: DeadLetter[] = []
     const released: string[] = []
@@ -399,43 +384,96 @@ export class Distributor {
       if (isStale()) return 'partition sought elsewhere'
       return undefined
     }
-    const work = forEachLimited([...byKey.values()], this.#deps.config.delivery.concurrency, async (list) => {
-      for (const [i, message] of list.entries()) {
-        if (mustYield()) {
-          for (const later of list.slice(i)) {
-            state.tracker.release(Number(later.offset))
-            released.push(later.offset)
-          }
-          return
-        }
-        // Crash-loop guard: count this start before the delivery begins; the count survives a crash, and a
-        // record that keeps killing the process is dead-lettered instead of blocking its partition.
-        const [[, starts], [, attempts]] = (await this.#deps.redis
-          .multi()
-          .hincrby(attemptsKey, `${batch.partition}:${message.offset}:starts`, 1)
-          .hget(attemptsKey, `${batch.partition}:${message.offset}:attempts`)
-          .exec()) as [[unknown, number], [unknown, string | null]]
-        const history = { starts: Number(starts), attempts: Number(attempts ?? 0) }
-        const record = decoded.get(message.offset) ?? decodeRecord(message.value)
-        // Dead letters go to whichever list the next flush writes (it swaps the list while deliveries run).
-        const result = await this.#processOne(batch, message, record, history, (letter) =>
-          deadLetters.push(letter),
-        )
-        if (result.status === 'unfinished') {
-          // Handed back on purpose (backoff, breaker, shutdown), not crashed: this start does not count.
-          await this.#deps.redis.hincrby(attemptsKey, `${batch.partition}:${message.offset}:starts`, -1)
-          // Later messages of this recipient wait too, so one recipient's notifications stay in order.
-          for (const later of list.slice(i)) {
-            state.tracker.release(Number(later.offset))
-            released.push(later.offset)
-          }
-          if (result.retryInMs !== undefined)
-            resumeAfterMs = Math.min(resumeAfterMs ?? Infinity, result.retryInMs)
-          return
-        }
-        finished.push({ offset: Number(message.offset), result })
+    const keyOf = (m: KafkaMessage) => m.key?.toString('latin1') ?? ''
+    const handBack = (m: KafkaMessage) => {
+      state.tracker.release(Number(m.offset))
+      released.push(m.offset)
+    }
+
+    /** Delivers one message; false when it was handed back (its recipient's later messages wait too). */
+    const deliverOne = async (message: KafkaMessage): Promise<boolean> => {
+      // Crash-loop guard: count this start before the delivery begins; the count survives a crash, and a
+      // record that keeps killing the process is dead-lettered instead of blocking its partition.
+      const [[, starts], [, attempts]] = (await this.#deps.redis
+        .multi()
+        .hincrby(attemptsKey, `${batch.partition}:${message.offset}:starts`, 1)
+        .hget(attemptsKey, `${batch.partition}:${message.offset}:attempts`)
+        .exec()) as [[unknown, number], [unknown, string | null]]
+      const history = { starts: Number(starts), attempts: Number(attempts ?? 0) }
+      const record = decoded.get(message.offset) ?? decodeRecord(message.value)
+      // Dead letters go to whichever list the next flush writes (it swaps the list while deliveries run).
+      const result = await this.#processOne(batch, message, record, history, (letter) =>
+        deadLetters.push(letter),
+      )
+      if (result.status === 'unfinished') {
+        // Handed back on purpose (backoff, breaker, shutdown), not crashed: this start does not count.
+        await this.#deps.redis.hincrby(attemptsKey, `${batch.partition}:${message.offset}:starts`, -1)
+        handBack(message)
+        if (result.retryInMs !== undefined)
+          resumeAfterMs = Math.min(resumeAfterMs ?? Infinity, result.retryInMs)
+        return false
       }
-    })
+      finished.push({ offset: Number(message.offset), result })
+      return true
+    }
+
+    // The scheduler: each free slot (shared by every partition of this replica) takes the earliest message
+    // whose recipient has nothing in flight, so one recipient's messages go out in order, recipients run
+    // concurrently, and the finished prefix (what the offset may cover) grows steadily from the front.
+    const queue = [...messages]
+    const busy = new Set<string>()
+    const blocked = new Set<string>()
+    const inFlight = new Set<Promise<void>>()
+    let wake: (() => void) | undefined
+    let failure: { error: unknown } | undefined
+    const work = (async () => {
+      while (queue.length > 0 && !failure) {
+        if (mustYield()) break
+        await this.#slots.acquire()
+        let index = -1
+        for (let i = 0; i < queue.length; i++) {
+          const key = keyOf(queue[i] as KafkaMessage)
+          if (blocked.has(key)) {
+            handBack(queue[i] as KafkaMessage)
+            queue.splice(i, 1)
+            i -= 1
+          } else if (!busy.has(key)) {
+            index = i
+            break
+          }
+        }
+        if (index < 0 || mustYield() || failure) {
+          this.#slots.release()
+          // Every remaining recipient has a message in flight: wait until one finishes.
+          if (index < 0 && queue.length > 0 && inFlight.size > 0) await new Promise<void>((r) => (wake = r))
+          continue
+        }
+        const [message] = queue.splice(index, 1) as [KafkaMessage]
+        const key = keyOf(message)
+        busy.add(key)
+        const task = deliverOne(message)
+          .then(
+            (done) => {
+              if (!done) blocked.add(key)
+            },
+            (error: unknown) => {
+              failure ??= { error }
+              handBack(message)
+            },
+          )
+          .finally(() => {
+            busy.delete(key)
+            this.#slots.release()
+            inFlight.delete(task)
+            wake?.()
+            wake = undefined
+          })
+        inFlight.add(task)
+      }
+      for (const m of queue.splice(0)) handBack(m)
+      await Promise.all(inFlight)
+      if (failure) throw failure.error
+    })()
 
     // Rule 3: a message is finished only once its dead letter is acknowledged and its status and event are
     // written; then the offset may move over it. A failed write puts the results back for the next flush.

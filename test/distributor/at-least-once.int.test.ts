@@ -125,7 +125,9 @@ async function waitAllDelivered(
  */
 async function killMidwayAndRestart(label: string, env: Record<string, string>) {
   const count = 240
-  const { ns, records, topic } = await setup(label, count, 40)
+  // Few recipients: each one's messages go out one after another, so a backlog of accepted, not yet started
+  // records builds up behind them — what an offset advanced too early loses in the kill.
+  const { ns, records, topic } = await setup(label, count, 4)
   smtp.setFaults({ latencyMs: 60 })
   try {
     const first = distributor(ns, `${label}-1`, env)
@@ -159,7 +161,7 @@ async function killMidwayAndRestart(label: string, env: Record<string, string>) 
       'stored offsets at the end of every partition',
       async () => {
         const offsets = await redisOffsets(ns, topic)
-        return [...ends].every(([p, { high }]) => offsets.get(p) === high) ? true : undefined
+        return [...ends].every(([p, { high }]) => high === 0 || offsets.get(p) === high) ? true : undefined
       },
       90_000,
       200,

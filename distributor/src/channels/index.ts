@@ -8,7 +8,13 @@ import { createSmsChannel } from './sms.ts'
 export function createChannel(config: Config): Channel {
   switch (config.channel) {
     case 'email':
-      return createEmailChannel({ smtpUrl: config.email.smtpUrl, from: config.email.from })
+      // One pooled SMTP connection per delivery slot: nodemailer's default of 5 would cap a replica at
+      // 5 / latency (100/s against a 50 ms relay) whatever DELIVERY_CONCURRENCY allows.
+      return createEmailChannel({
+        smtpUrl: config.email.smtpUrl,
+        from: config.email.from,
+        maxConnections: config.delivery.concurrency,
+      })
     case 'sms': {
       const { accountSid, authToken, from, apiUrl } = config.sms
       // loadConfig requires these when CHANNEL=sms.

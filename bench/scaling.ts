@@ -1,0 +1,329 @@
+// Distributor scaling benchmark: deliveries per second of 1, 2 and 4 email distributor replicas (separate
+// processes running distributor/src/main.ts, the production code) sharing one consumer group over a
+// 12-partition topic with many recipients, against the SMTP stand-in answering after 50 ms. The records are
+// preloaded, then the replicas start; the rate is counted at the provider (the stand-in's receipts) over a
+// steady window that begins once the group has settled (every partition claimed by exactly one replica)
+// and the first delivery arrived, so group joins are excluded. The baseline is one replica in the same run.
+// CPU use of the replicas, the stand-in, Kafka, Redis and the whole machine is read from /proc.
+// Run: npm run bench:scaling   (BENCH_REPLICAS 1,2,4; BENCH_SECONDS window, default 12; BENCH_RECORDS
+// preloaded, default 40000; BENCH_RECIPIENTS 5000; BENCH_LATENCY_MS 50; DELIVERY_CONCURRENCY, default the
+// production default)
+import { randomUUID } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { loadConfig } from '@herald/shared/config'
+import { createLogger } from '@herald/shared/logger'
+import { createRedis, type Redis } from '@herald/shared/redis/client'
+import { redisKeys } from '@herald/shared/redis/keys'
+import { ensureTopics, topicNames, topicSpecs } from '@herald/shared/topics'
+import { type Admin, Kafka, logLevel, type Message } from 'kafkajs'
+import { kafkaPid } from '../dev/lib/kafka.ts'
+import { redisPid } from '../dev/lib/redis.ts'
+import { stackFromEnv, startStack, stopStack } from '../dev/lib/stack.ts'
+import {
+  CpuMeter,
+  groupSettled,
+  ReceiptTail,
+  type ServiceProcess,
+  spawnService,
+  startStandInProcess,
+  stopService,
+} from './processes.ts'
+import { appendReport, formatTable, machineFacts } from './report.ts'
+
+const replicaCounts = (process.env.BENCH_REPLICAS ?? '1,2,4').split(',').map(Number)
+const windowSeconds = Number(process.env.BENCH_SECONDS ?? 12)
+const records = Number(process.env.BENCH_RECORDS ?? 40_000)
+const recipients = Number(process.env.BENCH_RECIPIENTS ?? 5000)
+const latencyMs = Number(process.env.BENCH_LATENCY_MS ?? 50)
+const partitions = 12
+// The production default unless the environment says otherwise (the replicas read the same variable).
+const concurrency = loadConfig(
+  {
+    CHANNEL: 'email',
+    ...(process.env.DELIVERY_CONCURRENCY ? { DELIVERY_CONCURRENCY: process.env.DELIVERY_CONCURRENCY } : {}),
+  },
+  'distributor',
+).delivery.concurrency
+/** Ramp after the group settled and the first delivery arrived, before the window opens. */
+const rampMs = 1000
+const logger = createLogger({ service: 'bench', level: 'silent' })
+
+interface Run {
+  replicas: number
+  rate: number
+  windowSeconds: number
+  inWindow: number
+  settleSeconds: number
+  rebalancesInWindow: number
+  finished: number
+  received: number
+  duplicates: number
+  errors: number
+  ranOut: boolean
+  cpu: Record<string, number>
+  valid: boolean
+}
+
+const joinsOf = (replicas: ServiceProcess[]) =>
+  replicas.reduce(
+    (s, r) => s + r.lines.filter((l) => l.msg === 'joined the group; claiming partitions').length,
+    0,
+  )
+
+/** Deletes a run's Redis keys (statuses, offsets, attempts) without blocking the shared server. */
+async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
+  for await (const keys of redis.scanStream({ match: pattern, count: 1000 })) {
+    if ((keys as string[]).length > 0) await redis.unlink(...(keys as string[]))
+  }
+}
+
+/**
+ * Writes `records` notifications, one send per partition (recipient i always goes to partition i mod 12):
+ * kafkajs retries a whole produce request when one of its partitions fails, which on a just-created topic
+ * duplicates the records of the partitions that succeeded. Returns what the topic holds.
+ */
+async function preload(kafka: Kafka, admin: Admin, topic: string, prefix: string): Promise<number> {
+  const producer = kafka.producer({ allowAutoTopicCreation: false })
+  await producer.connect()
+  const byPartition = Array.from({ length: partitions }, () => [] as Message[])
+  for (let n = 0; n < records; n++) {
+    const recipient = n % recipients
+    const to = `user${recipient}@example.com`
+    const value = {
+      v: 1,
+      id: `${prefix}-${n}`,
+      channel: 'email',
+      to,
+      message: `scale-${n}`,
+      createdAt: new Date().toISOString(),
+    }
+    byPartition[recipient % partitions]?.push({ key: to, value: JSON.stringify(value) })
+  }
+  for (const [partition, messages] of byPartition.entries()) {
+    for (let i = 0; i < messages.length; i += 2000) {
+      await producer.send({
+        topic,
+        acks: -1,
+        messages: messages.slice(i, i + 2000).map((m) => ({ ...m, partition })),
+      })
+    }
+  }
+  await producer.disconnect()
+  return (await admin.fetchTopicOffsets(topic)).reduce((s, p) => s + Number(p.high), 0)
+}
+
+async function main(): Promise<void> {
+  const stack = stackFromEnv()
+  const up = await startStack(stack, (l) => console.log(`[infra] ${l}`), { adoptRunning: true })
+  const prefix = `bench${randomUUID().slice(0, 6)}-scale`
+  const names = topicNames(prefix)
+  const kafka = new Kafka({ clientId: 'bench', brokers: [up.brokers], logLevel: logLevel.NOTHING })
+  const admin = kafka.admin()
+  await admin.connect()
+  const redis = createRedis(up.redisUrl)
+  await redis.connect()
+  await ensureTopics(admin, {
+    specs: topicSpecs(names, ['email', 'sms', 'slack'], 1),
+    partitions,
+    replication: 1,
+    brokers: [up.brokers],
+    logger,
+  })
+  const topic = names.main('email')
+  const inTopic = await preload(kafka, admin, topic, prefix)
+  if (inTopic !== records)
+    console.warn(`the topic holds ${inTopic} records, not ${records} (producer retries)`)
+  console.log(
+    `preloaded ${inTopic} records into ${topic} (${partitions} partitions, ${recipients} recipients)`,
+  )
+
+  const runs: Run[] = []
+  for (const count of replicaCounts) {
+    const recordDir = mkdtempSync(join(tmpdir(), 'herald-bench-scaling-'))
+    const standIn = await startStandInProcess(recordDir, latencyMs)
+    // A group of its own per run (KEY_PREFIX names the group and the Redis keys): every run reads from 0.
+    const keyPrefix = `${prefix}-r${count}`
+    const env = {
+      KAFKA_BROKERS: up.brokers,
+      REDIS_URL: up.redisUrl,
+      TOPIC_PREFIX: prefix,
+      KEY_PREFIX: keyPrefix,
+      TOPIC_PARTITIONS: String(partitions),
+      CHANNEL: 'email',
+      METRICS_PORT: '0',
+      SMTP_URL: standIn.url,
+      MAIL_FROM: 'bench@example.com',
+      DELIVERY_CONCURRENCY: String(concurrency),
+      SHUTDOWN_TIMEOUT_MS: '3000',
+      STATUS_TTL_SECONDS: '3600',
+      LOG_LEVEL: 'info',
+    }
+    const startedAt = Date.now()
+    const replicas = Array.from({ length: count }, (_, i) =>
+      spawnService(`email-${i + 1}`, 'distributor', env),
+    )
+    const cpu = new CpuMeter({
+      replicas: () => replicas.map((r) => r.child.pid),
+      'stand-in': () => [standIn.child.pid],
+      kafka: () => [kafkaPid(stack.kafka)],
+      redis: () => [redisPid(stack.redis)],
+    })
+    const tail = new ReceiptTail(standIn.recordFile)
+    const times: number[] = []
+    const texts = new Set<string>()
+    let duplicates = 0
+    const take = () => {
+      for (const r of tail.read()) {
+        times.push(r.at)
+        if (texts.has(r.text)) duplicates++
+        else texts.add(r.text)
+      }
+    }
+    let settledAt: number | undefined
+    let joinsAtSettle = 0
+    let windowStart: number | undefined
+    let windowEnd: number | undefined
+    let ranOut = false
+    const deadline = startedAt + 90_000 + windowSeconds * 1000
+    for (;;) {
+      await sleep(200)
+      take()
+      const now = Date.now()
+      if (settledAt === undefined && groupSettled(replicas, partitions)) {
+        settledAt = now
+        joinsAtSettle = joinsOf(replicas)
+      }
+      if (windowStart === undefined && settledAt !== undefined && times.length > 0) {
+        windowStart = Math.max(settledAt, times[0] ?? now) + rampMs
+      }
+      if (windowStart !== undefined && now >= windowStart && windowEnd === undefined) {
+        cpu.start()
+        windowEnd = windowStart + windowSeconds * 1000
+      }
+      if (windowEnd !== undefined && now >= windowEnd) break
+      if (times.length >= inTopic) {
+        ranOut = true
+        break
+      }
+      for (const r of replicas) {
+        if (r.child.exitCode !== null) throw new Error(`${r.name} exited with ${r.child.exitCode}`)
+      }
+      if (now > deadline) throw new Error(`replicas=${count}: no steady window within the deadline`)
+    }
+    cpu.stop()
+    const rebalancesInWindow = joinsOf(replicas) - joinsAtSettle
+    await Promise.all(replicas.map((r) => stopService(r)))
+    take()
+    const start = windowStart ?? startedAt
+    const end = ranOut ? Math.max(...times) : (windowEnd ?? Date.now())
+    const inWindow = times.filter((t) => t >= start && t < end).length
+    const offsets = await redis.hgetall(redisKeys(keyPrefix).offsets(`${keyPrefix}.distributor.email`, topic))
+    const finished = Object.entries(offsets)
+      .filter(([k]) => /^\d+$/.test(k))
+      .reduce((s, [, v]) => s + Number(v), 0)
+    const errors = replicas.reduce(
+      (s, r) => s + r.lines.filter((l) => typeof l.level === 'number' && l.level >= 50).length,
+      0,
+    )
+    // Every record whose offset was recorded as finished must have reached the provider.
+    const valid = finished <= texts.size && errors === 0
+    const run: Run = {
+      replicas: count,
+      rate: inWindow / ((end - start) / 1000),
+      windowSeconds: (end - start) / 1000,
+      inWindow,
+      settleSeconds: ((settledAt ?? startedAt) - startedAt) / 1000,
+      rebalancesInWindow,
+      finished,
+      received: texts.size,
+      duplicates,
+      errors,
+      ranOut,
+      cpu: cpu.shares(),
+      valid,
+    }
+    runs.push(run)
+    console.log(
+      `replicas ${count}: ${run.rate.toFixed(0)}/s over ${run.windowSeconds.toFixed(1)} s ` +
+        `(settled after ${run.settleSeconds.toFixed(1)} s), finished ${finished}, received ${texts.size}` +
+        `${valid ? '' : ' INVALID'}`,
+    )
+    await standIn.stop()
+    rmSync(recordDir, { recursive: true, force: true })
+    await deleteKeys(redis, `${keyPrefix}:*`)
+  }
+
+  const one = runs.find((r) => r.replicas === 1)?.rate
+  const cores = (r: Run, name: string) => (r.cpu[name] === undefined ? '' : (r.cpu[name] ?? 0).toFixed(2))
+  const rows = runs.map((r) => [
+    String(r.replicas),
+    r.rate.toFixed(0),
+    one ? (r.rate / one).toFixed(2) : '',
+    (r.rate / r.replicas).toFixed(0),
+    `${r.windowSeconds.toFixed(1)}${r.ranOut ? ' (ran out)' : ''}`,
+    String(r.rebalancesInWindow),
+    cores(r, 'replicas'),
+    cores(r, 'stand-in'),
+    cores(r, 'kafka'),
+    cores(r, 'redis'),
+    cores(r, 'other'),
+    cores(r, 'machine busy'),
+    `${r.received} / ${r.finished}${r.duplicates ? ` (+${r.duplicates} dup)` : ''}`,
+    r.valid ? 'VALID' : 'INVALID',
+  ])
+  const table = formatTable(
+    [
+      'replicas',
+      'deliveries/s',
+      'vs 1 replica',
+      'per replica',
+      'window s',
+      'rebalances in window',
+      'CPU replicas',
+      'CPU stand-in',
+      'CPU kafka',
+      'CPU redis',
+      'CPU other',
+      'CPU machine',
+      'received / finished',
+      'run',
+    ],
+    rows,
+  )
+  const four = runs.find((r) => r.replicas === 4)?.rate
+  const ceiling = concurrency / (latencyMs / 1000)
+  const goals = [
+    `Goal (issue 7): 1 replica ≥ 500/s at ${latencyMs} ms: ${one === undefined ? 'not run' : `${one.toFixed(0)}/s, ${one >= 500 ? 'met' : 'NOT met'}`}; ` +
+      `4 replicas ≥ 3.5× one: ${one && four ? `${(four / one).toFixed(2)}×, ${four / one >= 3.5 ? 'met' : 'NOT met'}` : 'not run'}.`,
+    `Per-replica bound from DELIVERY_CONCURRENCY=${concurrency} alone: ${concurrency} in flight / ${latencyMs} ms = ${ceiling.toFixed(0)}/s.`,
+  ]
+  console.log(`\n${table}\n\n${goals.join('\n')}`)
+  appendReport('Distributor scaling', [
+    `${inTopic} records preloaded, ${partitions} partitions, ${recipients} recipients, email distributors as separate processes (production main.ts), ` +
+      `DELIVERY_CONCURRENCY=${concurrency}, SMTP stand-in (own process) answering after ${latencyMs} ms, steady window ${windowSeconds} s ` +
+      `from ${rampMs / 1000} s after the group settled and the first delivery, ${await machineFacts()}`,
+    'deliveries/s = provider receipts in the window; CPU in cores (1.00 = one core all the time), averaged over the window; ' +
+      '"other" = machine busy minus the named processes (the bench itself, other users of the machine). ' +
+      'A run is INVALID when a finished (offset recorded) record never reached the provider or a replica logged an error.',
+    '',
+    table,
+    '',
+    ...goals,
+  ])
+  await admin
+    .deleteTopics({ topics: (await admin.listTopics()).filter((t) => t.startsWith(`${prefix}.`)) })
+    .catch(() => {})
+  await admin.disconnect()
+  redis.disconnect()
+  if (up.startedKafka || up.startedRedis)
+    await stopStack(stack, { kafka: up.startedKafka, redis: up.startedRedis })
+  if (runs.some((r) => !r.valid)) process.exitCode = 1
+}
+
+main().catch((error: unknown) => {
+  console.error(error)
+  process.exit(1)
+})
