@@ -34,9 +34,11 @@ test('negative control: the same run with offsets advanced before delivery repor
   const broken = {
     ...short,
     brokenVariant: 'advance-before-delivery',
-    drainTimeoutMs: 30_000,
+    // Long enough for a correct distributor to drain this backlog (two recipients, 300 ms each).
+    drainTimeoutMs: 60_000,
     faults: new Set(['kill'] as const),
-    emailRecipients: 3,
+    emailRecipients: 2,
+    killAt: 0.7, // later: the batch in progress is longer, with more accepted records not started yet
     providerLatencyMs: 300,
     replicasPerChannel: 1,
   }

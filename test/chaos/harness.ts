@@ -46,6 +46,8 @@ export interface ChaosOptions {
   providerLatencyMs?: number
   /** Distinct email recipients (default 97): fewer means longer per-recipient queues. */
   emailRecipients?: number
+  /** When the SIGKILL fault strikes, as a share of the load's duration (default 0.25). */
+  killAt?: number
   /** Distributor replicas per channel (default 2). */
   replicasPerChannel?: number
   log?: (line: string) => void
@@ -237,7 +239,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     if (on('kill')) {
       schedule.push(
         (async () => {
-          await at(0.25)
+          await at(options.killAt ?? 0.25)
           const victim = replicas.get('email-1')
           // On a condition, not a timer: some email partition's stored offset strictly inside its range while
           // deliveries are in flight.
