@@ -18,6 +18,8 @@ export interface Faults {
   failRate?: number
   /** The next N requests fail with `status` (deterministic; handy in tests). */
   failNext?: number
+  /** Recipients whose requests fail with `status` (a transient error) for as long as they are listed. */
+  failRecipients?: string[]
   /** HTTP status of an injected failure (500, 503, 429, ...); SMTP maps it to a 4xx reply. */
   status?: number
   /** Seconds sent as Retry-After with an injected failure. */
@@ -76,6 +78,7 @@ export interface StandIn {
 const faultKeys = [
   'failRate',
   'failNext',
+  'failRecipients',
   'status',
   'retryAfter',
   'permanentRecipients',
@@ -133,6 +136,12 @@ export function parseFaults(value: unknown): Faults {
   if (input.seed !== undefined) {
     if (!isInteger(input.seed, 0, 2 ** 32 - 1)) throw wrong('seed', 'a whole number (0-4294967295)')
     faults.seed = input.seed
+  }
+  if (input.failRecipients !== undefined) {
+    const list = input.failRecipients
+    if (!Array.isArray(list) || !list.every((r) => typeof r === 'string'))
+      throw wrong('failRecipients', 'a list of recipients (strings)')
+    faults.failRecipients = list
   }
   if (permanentRecipients !== undefined) {
     const what = 'a list of recipients (strings or {"recipient": "...", "code": 21610})'
@@ -239,9 +248,14 @@ export class StandInState {
     return entry
   }
 
-  /** Whether this request should fail now (consumes one `failNext`, else draws against `failRate`). */
-  shouldFail(): boolean {
+  /**
+   * Whether this request should fail now: its recipient is in `failRecipients`, else it consumes one
+   * `failNext`, else it draws against `failRate`.
+   */
+  shouldFail(recipient?: string): boolean {
     const f = this.#faults
+    const wanted = recipient?.toLowerCase()
+    if (wanted !== undefined && f.failRecipients?.some((r) => r.toLowerCase() === wanted)) return true
     if ((f.failNext ?? 0) > 0) {
       this.#faults = { ...f, failNext: (f.failNext ?? 0) - 1 }
       return true

@@ -86,7 +86,7 @@ export async function startSlackStandIn(options: SlackStandInOptions = {}): Prom
     }
     const refused = payloadError(payload)
     if (refused) return reply(res, 400, refused)
-    if (state.shouldFail()) {
+    if (state.shouldFail(path)) {
       const status = state.faults.status ?? 503
       return reply(res, status, transient[status] ?? 'internal_error', state.retryAfterHeader())
     }

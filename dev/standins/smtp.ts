@@ -223,7 +223,8 @@ export async function startSmtpStandIn(options: SmtpStandInOptions = {}): Promis
           await state.delay()
           // Over `size`: smtp-server answers 552 whatever this callback says.
           if (stream.sizeExceeded) return callback()
-          if (state.shouldFail()) return callback(transientReply(state.faults))
+          if (state.shouldFail(session.envelope.rcptTo[0]?.address))
+            return callback(transientReply(state.faults))
           state.record({
             to: session.envelope.rcptTo.map((r) => r.address).join(', '),
             from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',

@@ -159,7 +159,7 @@ export async function startTwilioStandIn(options: TwilioStandInOptions = {}): Pr
       const code = permanent.code ?? 21211
       return twilioError(res, 400, code, permanentMessage(code, to))
     }
-    if (state.shouldFail()) {
+    if (state.shouldFail(to)) {
       const status = state.faults.status ?? 503
       const [code, message] = transient[status] ?? [20500, 'Internal Server Error']
       return twilioError(res, status, code, message, state.retryAfterHeader())

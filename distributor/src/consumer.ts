@@ -253,6 +253,10 @@ export class Distributor {
         { low: Number(p.low), high: Number(p.high) },
       ]),
     )
+    // Offsets earlier claims finished out of order: the new trackers skip them.
+    const finishedBefore = await this.#offsets.finishedFrom(
+      new Map(claims.map((c) => [c.partition, c.next ?? 0])),
+    )
     if (seq !== this.#joinSeq) return // a newer join owns the partitions now
     for (const claim of claims) {
       const { low, high } = bounds.get(claim.partition) ?? { low: 0, high: 0 }
@@ -272,6 +276,8 @@ export class Distributor {
           'ALERT: stored offset is above the log end (topic recreated or data lost?); not skipping: resetting',
         )
         await this.#offsets.advance(claim.partition, claim.token, reset, 'reset')
+        await this.#offsets.forgetFinished(claim.partition)
+        finishedBefore.delete(claim.partition)
         next = reset
         source = 'reset'
       }
@@ -288,7 +294,7 @@ export class Distributor {
       this.#partitions.set(claim.partition, {
         partition: claim.partition,
         token: claim.token,
-        tracker: new PartitionTracker(next),
+        tracker: new PartitionTracker(next, finishedBefore.get(claim.partition) ?? []),
         recorded: claim.next ?? -1,
         fenced: false,
         joinSeq: seq,
@@ -414,6 +420,7 @@ export class Distributor {
         return false
       }
       finished.push({ offset: Number(message.offset), result })
+      this.#reportBreakerClosed()
       return true
     }
 
@@ -496,7 +503,12 @@ export class Distributor {
           `${batch.partition}:${offset}:starts`,
           `${batch.partition}:${offset}:attempts`,
         ])
-        await this.#deps.redis.hdel(attemptsKey, ...fields)
+        const next = state.tracker.next
+        const beyond = results.map((r) => r.offset).filter((offset) => offset >= next)
+        await Promise.all([
+          this.#deps.redis.hdel(attemptsKey, ...fields),
+          this.#offsets.noteFinished(batch.partition, beyond, next),
+        ])
         if (this.#deps.brokenVariant !== 'autocommit') await this.#advance(state)
       }
     }
@@ -535,11 +547,7 @@ export class Distributor {
       for (const m of messages) state.tracker.release(Number(m.offset))
       throw error
     }
-    if (this.#breaker.state === 'closed' && this.#breakerReported) {
-      this.#breakerReported = false
-      this.#deps.metrics.breakerOpen.set(0)
-      this.#log.warn('breaker closed: the provider accepts deliveries again')
-    }
+    this.#reportBreakerClosed()
     if (this.#breaker.blocking) {
       this.#onBreakerOpen()
       return false
@@ -558,6 +566,15 @@ export class Distributor {
       return true
     }
     return false
+  }
+
+  /** Once a probe got through, the breaker is closed: say so at once (not only when the batch ends). */
+  #reportBreakerClosed(): void {
+    if (this.#breaker.state === 'closed' && this.#breakerReported) {
+      this.#breakerReported = false
+      this.#deps.metrics.breakerOpen.set(0)
+      this.#log.warn('breaker closed: the provider accepts deliveries again')
+    }
   }
 
   /** How the message finished, or 'unfinished' when it must be delivered again (and when to retry). */

@@ -228,6 +228,56 @@ describe('retries and dead letters', () => {
     await d.exited
   })
 
+  test('records finished behind one still retrying are not delivered again by the next owner', async () => {
+    const ns = await setup('beyond')
+    const slow = '+14155550109'
+    sandbox.twilio.setFaults({ failRecipients: [slow], status: 429, retryAfter: 1 })
+    try {
+      const env = { MAX_ATTEMPTS: '30', BREAKER_THRESHOLD: '1000' }
+      const first = smsDistributor(ns, 'beyond-1', env)
+      await started(first)
+      const topic = ns.topics.main('sms')
+      const waiting = sms(ns, slow)
+      const others = Array.from({ length: 40 }, (_, i) =>
+        sms(ns, `+1415555${String(2000 + i).padStart(4, '0')}`),
+      )
+      await producer.send({
+        topic,
+        acks: -1,
+        messages: [waiting, ...others].map((r) => ({ key: r.to, value: JSON.stringify(r), partition: 0 })),
+      })
+      await eventually('the other recipients delivered while the first one retries', () =>
+        others.every((r) => smsTexts().includes(r.message)) ? true : undefined,
+      )
+      // Their offsets are noted in Redis as finished beyond the stored offset, which the first one holds.
+      const noted = redisKeys(ns.prefix).finished(ns.groupId('sms'), topic, 0)
+      await eventually('finished offsets noted', async () =>
+        (await redis.zcard(noted)) >= others.length ? true : undefined,
+      )
+      assert.equal(await redis.hget(redisKeys(ns.prefix).offsets(ns.groupId('sms'), topic), '0'), '0')
+      first.kill('SIGKILL')
+      await first.exited
+      sandbox.twilio.setFaults({})
+      const second = smsDistributor(ns, 'beyond-2', env)
+      assert.equal((await finalStatus(ns, waiting.id)).status, 'delivered')
+      await eventually('the stored offset past all of them', async () =>
+        (await redis.hget(redisKeys(ns.prefix).offsets(ns.groupId('sms'), topic), '0')) === '41'
+          ? true
+          : undefined,
+      )
+      const repeated = others.filter((r) => smsTexts().filter((t) => t === r.message).length > 1)
+      assert.deepEqual(
+        repeated.map((r) => r.id),
+        [],
+        'none of the finished records was delivered again',
+      )
+      second.kill('SIGTERM')
+      await second.exited
+    } finally {
+      sandbox.twilio.setFaults({})
+    }
+  })
+
   test('a record that keeps crashing the distributor ends as a crash-loop dead letter', async () => {
     const ns = await setup('crash')
     const killer = sms(ns, '+14155550104', 'CRASH-ME please')

@@ -18,6 +18,16 @@ test('failNext fails exactly the next N requests', () => {
   assert.equal(state.faults.failNext, 0)
 })
 
+test('failRecipients fails only the listed recipients, case-insensitively, for as long as they are listed', () => {
+  const state = new StandInState('twilio', { faults: { failRecipients: ['+14155550100'] }, quiet: true })
+  assert.equal(state.shouldFail('+14155550100'), true)
+  assert.equal(state.shouldFail('+14155550100'), true, 'not consumed')
+  assert.equal(state.shouldFail('+14155550199'), false)
+  const mail = new StandInState('smtp', { faults: { failRecipients: ['Slow@Example.com'] }, quiet: true })
+  assert.equal(mail.shouldFail('slow@example.com'), true)
+  assert.throws(() => parseFaults({ failRecipients: 'x' }), /failRecipients must be a list/)
+})
+
 test('failRate 0 never fails and failRate 1 always fails', () => {
   assert.ok(draws(new StandInState('slack', { faults: { failRate: 0 } }), 200).every((f) => !f))
   assert.ok(draws(new StandInState('slack', { faults: { failRate: 1 } }), 200).every((f) => f))

@@ -22,10 +22,12 @@ const advanceStatus = { 1: 'written', 0: 'not-higher', [-1]: 'fenced', [-2]: 'to
 export class OffsetStore {
   readonly #redis: Redis
   readonly #key: string
+  readonly #finishedKey: (partition: number) => string
 
   constructor(redis: Redis, keys: RedisKeys, group: string, topic: string) {
     this.#redis = redis
     this.#key = keys.offsets(group, topic)
+    this.#finishedKey = (partition) => keys.finished(group, topic, partition)
     defineScripts(redis, new URL('./', import.meta.url))
   }
 
@@ -65,6 +67,41 @@ export class OffsetStore {
       default:
         return { status, stored: stored < 0 ? undefined : stored }
     }
+  }
+
+  /**
+   * Offsets at or above `next` that finished out of order (other recipients' records behind one still in
+   * flight or waiting for a retry): the next claim skips them instead of delivering them again. Entries
+   * below `next` are dropped. A stale writer can only add offsets that really finished, so reading them
+   * never skips an unfinished record.
+   */
+  async noteFinished(partition: number, offsets: readonly number[], next: number): Promise<void> {
+    const key = this.#finishedKey(partition)
+    const pipeline = this.#redis.pipeline()
+    if (offsets.length > 0) pipeline.zadd(key, ...offsets.flatMap((o) => [o, String(o)]))
+    pipeline.zremrangebyscore(key, '-inf', `(${next}`)
+    const replies = (await pipeline.exec()) ?? []
+    for (const [error] of replies) if (error) throw error
+  }
+
+  /** Offsets of the partitions that finished at or above their `next` (see noteFinished). */
+  async finishedFrom(starts: ReadonlyMap<number, number>): Promise<Map<number, number[]>> {
+    const pipeline = this.#redis.pipeline()
+    const partitions = [...starts.keys()]
+    for (const p of partitions) pipeline.zrangebyscore(this.#finishedKey(p), starts.get(p) ?? 0, '+inf')
+    const replies = (await pipeline.exec()) ?? []
+    return new Map(
+      partitions.map((p, i) => {
+        const [error, members] = replies[i] ?? [new Error('no reply')]
+        if (error) throw error
+        return [p, (members as string[]).map(Number)]
+      }),
+    )
+  }
+
+  /** Forgets the finished offsets of a partition (its log was recreated: they name other records now). */
+  async forgetFinished(partition: number): Promise<void> {
+    await this.#redis.del(this.#finishedKey(partition))
   }
 
   /** Stored next offsets by partition (for lag metrics and tests). */

@@ -12,10 +12,13 @@ export class PartitionTracker {
   readonly #finished = new Set<number>()
   /** Accepted offsets handed back undelivered (deferred by a long backoff or an open breaker). */
   readonly #released = new Set<number>()
+  /** Offsets an earlier claim finished out of order (from Redis): skipped when they come up. */
+  readonly #finishedBefore: Set<number>
 
-  constructor(next: number) {
+  constructor(next: number, finishedBefore: Iterable<number> = []) {
     this.#next = next
     this.#expected = next
+    this.#finishedBefore = new Set([...finishedBefore].filter((o) => o >= next))
   }
 
   get next(): number {
@@ -38,6 +41,12 @@ export class PartitionTracker {
    */
   offer(offset: number): Acceptance {
     if (offset < this.#next || this.#finished.has(offset)) return 'skip'
+    if (offset === this.#expected && this.#finishedBefore.delete(offset)) {
+      // Finished by an earlier claim: counts as accepted and finished at once.
+      this.#expected = offset + 1
+      this.finish(offset)
+      return 'skip'
+    }
     if (this.#released.delete(offset)) return 'accept'
     if (offset < this.#expected) return 'skip'
     if (offset > this.#expected) return 'gap'

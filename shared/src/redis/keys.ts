@@ -10,6 +10,8 @@ export interface RedisKeys {
   offsets: (group: string, topic: string) => string
   /** Hash per (group, topic): field <partition>:<offset> → delivery attempts (crash-loop counter). */
   attempts: (group: string, topic: string) => string
+  /** Sorted set per partition: offsets finished beyond the stored next (score = offset), skipped by a new claim. */
+  finished: (group: string, topic: string, partition: number) => string
 }
 
 export function redisKeys(prefix = 'herald'): RedisKeys {
@@ -18,5 +20,6 @@ export function redisKeys(prefix = 'herald'): RedisKeys {
     idempotency: (apiKeyName, key) => `${prefix}:idem:${apiKeyName}:${key}`,
     offsets: (group, topic) => `${prefix}:{${group}:${topic}}:offsets`,
     attempts: (group, topic) => `${prefix}:{${group}:${topic}}:attempts`,
+    finished: (group, topic, partition) => `${prefix}:{${group}:${topic}}:finished:${partition}`,
   }
 }
