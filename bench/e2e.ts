@@ -36,6 +36,47 @@ import {
 } from './processes.ts'
 import { appendReport, formatTable, machineFacts, percentile } from './report.ts'
 
+/** Receipts of one phase's `<tag>-<i>` messages: latency from each one's due time, first receipts only. */
+class Receipts {
+  readonly due: Float64Array
+  readonly #received: Uint8Array
+  readonly #tag: string
+  readonly #latency: number[] = []
+  delivered = 0
+  #duplicates = 0
+  #first = Number.POSITIVE_INFINITY
+  #last = 0
+
+  constructor(count: number, tag: string) {
+    this.due = new Float64Array(count)
+    this.#received = new Uint8Array(count)
+    this.#tag = tag
+  }
+
+  note(text: string, at: number): void {
+    if (!text.startsWith(`${this.#tag}-`)) return
+    const i = Number(text.slice(this.#tag.length + 1))
+    if (this.#received[i]) {
+      this.#duplicates++
+      return
+    }
+    this.#received[i] = 1
+    this.delivered++
+    this.#latency.push(at - (this.due[i] ?? 0))
+    this.#first = Math.min(this.#first, at)
+    this.#last = Math.max(this.#last, at)
+  }
+
+  summary() {
+    return {
+      delivered: this.delivered,
+      duplicates: this.#duplicates,
+      deliveredRate: rate(this.delivered - 1, this.#first, this.#last),
+      latency: this.#latency.sort((a, b) => a - b),
+    }
+  }
+}
+
 const rates = (process.env.BENCH_RATES ?? '500,2000').split(',').map(Number)
 const seconds = Number(process.env.BENCH_SECONDS ?? 15)
 const replicaCount = Number(process.env.BENCH_REPLICAS ?? 1)
@@ -191,31 +232,14 @@ async function main(): Promise<void> {
 
   /** Herald at `target`/s for `count` requests tagged `tag`: POST → 202 → … → stand-in receipt. */
   async function herald(target: number, count: number, tag: string): Promise<Phase> {
-    const due = new Float64Array(count)
-    const received = new Uint8Array(count)
+    const receipts = new Receipts(count, tag)
+    const { due } = receipts
     const ack: number[] = []
-    const latency: number[] = []
     let accepted = 0
     let errors = 0
     let answers = 0
-    let delivered = 0
-    let duplicates = 0
-    let firstReceipt = Number.POSITIVE_INFINITY
-    let lastReceipt = 0
     const take = () => {
-      for (const r of tail.read()) {
-        if (!r.text.startsWith(`${tag}-`)) continue
-        const i = Number(r.text.slice(tag.length + 1))
-        if (received[i]) {
-          duplicates++
-          continue
-        }
-        received[i] = 1
-        delivered++
-        latency.push(r.at - (due[i] ?? 0))
-        firstReceipt = Math.min(firstReceipt, r.at)
-        lastReceipt = Math.max(lastReceipt, r.at)
-      }
+      for (const r of tail.read()) receipts.note(r.text, r.at)
     }
     const poller = setInterval(take, 100)
     const cpu = cpuOf()
@@ -237,11 +261,11 @@ async function main(): Promise<void> {
     })
     let progressAt = Date.now()
     let seen = -1
-    while (answers < count || delivered < accepted) {
+    while (answers < count || receipts.delivered < accepted) {
       await sleep(100)
       take()
-      if (delivered + answers !== seen) {
-        seen = delivered + answers
+      if (receipts.delivered + answers !== seen) {
+        seen = receipts.delivered + answers
         progressAt = Date.now()
       }
       if (Date.now() - progressAt > drainTimeoutMs) break
@@ -255,12 +279,9 @@ async function main(): Promise<void> {
       sent: count,
       accepted,
       errors: errors + (count - answers),
-      delivered,
-      duplicates,
+      ...receipts.summary(),
       sendRate: rate(count - 1, sending.first, sending.last),
-      deliveredRate: rate(delivered - 1, firstReceipt, lastReceipt),
       ack: ack.sort((a, b) => a - b),
-      latency: latency.sort((a, b) => a - b),
       lateness: sending.lateness,
       cpu: cpu.shares(),
     }
@@ -293,29 +314,12 @@ async function main(): Promise<void> {
   await joined
 
   async function floor(target: number, count: number, tag: string): Promise<Phase> {
-    const due = new Float64Array(count)
-    const received = new Uint8Array(count)
+    const receipts = new Receipts(count, tag)
+    const { due } = receipts
     const ack: number[] = []
-    const latency: number[] = []
     let accepted = 0
     let errors = 0
-    let delivered = 0
-    let duplicates = 0
-    let firstReceipt = Number.POSITIVE_INFINITY
-    let lastReceipt = 0
-    onFloorMessage = (value, at) => {
-      if (!value.startsWith(`${tag}-`)) return
-      const i = Number(value.slice(tag.length + 1))
-      if (received[i]) {
-        duplicates++
-        return
-      }
-      received[i] = 1
-      delivered++
-      latency.push(at - (due[i] ?? 0))
-      firstReceipt = Math.min(firstReceipt, at)
-      lastReceipt = Math.max(lastReceipt, at)
-    }
+    onFloorMessage = (value, at) => receipts.note(value, at)
     const cpu = cpuOf()
     cpu.start()
     let pending: Array<{ i: number; message: Message }> = []
@@ -348,10 +352,10 @@ async function main(): Promise<void> {
     await Promise.all(sends)
     let progressAt = Date.now()
     let seen = -1
-    while (delivered < accepted) {
+    while (receipts.delivered < accepted) {
       await sleep(100)
-      if (delivered !== seen) {
-        seen = delivered
+      if (receipts.delivered !== seen) {
+        seen = receipts.delivered
         progressAt = Date.now()
       }
       if (Date.now() - progressAt > drainTimeoutMs) break
@@ -363,12 +367,9 @@ async function main(): Promise<void> {
       sent: count,
       accepted,
       errors,
-      delivered,
-      duplicates,
+      ...receipts.summary(),
       sendRate: rate(count - 1, sending.first, sending.last),
-      deliveredRate: rate(delivered - 1, firstReceipt, lastReceipt),
       ack: ack.sort((a, b) => a - b),
-      latency: latency.sort((a, b) => a - b),
       lateness: sending.lateness,
       cpu: cpu.shares(),
     }

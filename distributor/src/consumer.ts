@@ -64,6 +64,8 @@ interface PartitionState {
   recorded: number
   fenced: boolean
   joinSeq: number
+  /** Highest offset that may be noted in Redis as finished beyond next (-1: none), so the set is pruned. */
+  notedMax: number
 }
 
 type Finished =
@@ -298,6 +300,7 @@ export class Distributor {
         recorded: claim.next ?? -1,
         fenced: false,
         joinSeq: seq,
+        notedMax: (finishedBefore.get(claim.partition) ?? []).reduce((a, b) => Math.max(a, b), -1),
       })
       this.#consumer.seek({ topic, partition: claim.partition, offset: String(next) })
       log.info({ next, source, token: claim.token, logStart: low, logEnd: high }, 'claimed partition')
@@ -505,10 +508,14 @@ export class Distributor {
         ])
         const next = state.tracker.next
         const beyond = results.map((r) => r.offset).filter((offset) => offset >= next)
+        state.notedMax = beyond.reduce((a, b) => Math.max(a, b), state.notedMax)
+        // Redis is touched only while something was noted: in order, nothing finishes beyond next.
+        const noting = state.notedMax >= 0
         await Promise.all([
           this.#deps.redis.hdel(attemptsKey, ...fields),
-          this.#offsets.noteFinished(batch.partition, beyond, next),
+          noting ? this.#offsets.noteFinished(batch.partition, beyond, next) : undefined,
         ])
+        if (noting && next > state.notedMax) state.notedMax = -1 // pruned: all of it is below next
         if (this.#deps.brokenVariant !== 'autocommit') await this.#advance(state)
       }
     }

@@ -21,6 +21,9 @@ import { type Sandbox, startSandbox } from '../../dev/standins/index.ts'
 import { freePort, type PrivateStack, startPrivateStack } from '../helpers.ts'
 import { type ServiceProcess, startService } from '../support/service-process.ts'
 
+/** The load generator's token in a delivered text (`chaos-<seed>-<i>`). */
+const tokenOf = (text: string): string | undefined => /chaos-\d+-\d+/.exec(text)?.[0]
+
 export type Fault =
   | 'kill'
   | 'term'
@@ -362,7 +365,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const tokensSeen = () => {
       const seen = new Map<string, number>()
       const add = (t: string | undefined) => {
-        const token = t && /chaos-\d+-\d+/.exec(t)?.[0]
+        const token = t && tokenOf(t)
         if (token) seen.set(token, (seen.get(token) ?? 0) + 1)
       }
       for (const m of sandbox.smtp.messages()) add(m.text)
@@ -441,7 +444,7 @@ export function attributeDuplicates(
   const sorted = deliveries.map((d) => ({ ...d, ms: Date.parse(d.at) })).sort((a, b) => a.ms - b.ms)
   const faults = [...marks].sort((a, b) => a.at - b.at)
   for (const d of sorted) {
-    const token = /chaos-\d+-\d+/.exec(d.text)?.[0]
+    const token = tokenOf(d.text)
     if (!token) continue
     if (!seen.has(token)) {
       seen.add(token)
