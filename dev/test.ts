@@ -10,8 +10,10 @@ const log = (line: string) => console.log(`[test] ${line}`)
 // Herald's producers name their partitioner; tests that use bare kafkajs need not hear about it.
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1'
 const args = process.argv.slice(2)
-const only = args.find((a) => !a.startsWith('--'))
+// Filters: parts of test file paths (a file runs when its path contains any of them).
+const filters = args.filter((a) => !a.startsWith('--'))
 const skipChecks = args.includes('--no-checks')
+const unknownOptions = args.filter((a) => a.startsWith('--') && a !== '--no-checks')
 
 function run(command: string, commandArgs: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   return new Promise((resolve) => {
@@ -30,7 +32,7 @@ function testFiles(): { unit: string[]; integration: string[] } {
     exclude: (name) => name === 'node_modules' || name === '.data' || name === '.cache' || name === 'dist',
   })
     .map((f) => relative(repoRoot, join(repoRoot, f)))
-    .filter((f) => only === undefined || f.includes(only))
+    .filter((f) => filters.length === 0 || filters.some((part) => f.includes(part)))
     .sort()
   return {
     unit: all.filter((f) => !f.endsWith('.int.test.ts')),
@@ -45,6 +47,18 @@ const nodeTest = (files: string[], env?: NodeJS.ProcessEnv) =>
 async function main(): Promise<number> {
   const started = Date.now()
   const { unit, integration } = testFiles()
+  if (unknownOptions.length > 0) {
+    console.error(`[test] unknown option ${unknownOptions.join(', ')}; the only option is --no-checks`)
+    return 1
+  }
+  // A typo must not pass as a green run that tested nothing.
+  const matchedNothing = filters.filter((part) => ![...unit, ...integration].some((f) => f.includes(part)))
+  if (matchedNothing.length > 0) {
+    console.error(
+      `[test] no test file path contains ${matchedNothing.map((p) => `"${p}"`).join(', ')}; nothing ran`,
+    )
+    return 1
+  }
   const stack = stackFromEnv()
   // The broker takes a few seconds to start: start it while types, lint and unit tests run.
   const stackUp: Promise<StackUp | Error> =
