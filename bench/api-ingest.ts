@@ -18,7 +18,7 @@ const prefix = `bench${randomUUID().slice(0, 6)}`
 const children: ChildProcess[] = []
 
 function start(name: string, args: string[], env: Record<string, string> = {}): ChildProcess {
-  const child = spawn(process.execPath, ['--disable-warning=TimeoutNegativeWarning', ...args], {
+  const child = spawn(process.execPath, args, {
     cwd: repoRoot,
     env: { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: '1', ...env },
     stdio: ['ignore', 'ignore', 'inherit'],

@@ -63,15 +63,11 @@ async function main(): Promise<void> {
   }
   const children: Array<{ name: keyof typeof colors; child: ChildProcess }> = []
   const launch = (name: keyof typeof colors, script: string, extra: NodeJS.ProcessEnv = {}) => {
-    const child = spawn(
-      process.execPath,
-      ['--disable-warning=TimeoutNegativeWarning', join(repoRoot, script)],
-      {
-        cwd: repoRoot,
-        env: { ...env, ...extra },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    )
+    const child = spawn(process.execPath, [join(repoRoot, script)], {
+      cwd: repoRoot,
+      env: { ...env, ...extra },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
     pipeLines(name, child.stdout)
     pipeLines(name, child.stderr)
     child.on('exit', (code, signal) => {

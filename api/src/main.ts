@@ -7,15 +7,6 @@ import { startApi } from './server.ts'
 
 dotenv.config({ quiet: true })
 
-// kafkajs (network/requestQueue) calls setTimeout(…, throttledUntil - Date.now()) with a negative delay when
-// nothing is throttled, and Node warns on stderr each time. Harmless (Node uses 1 ms); dropped here so that
-// `npm run api` logs only JSON lines (Dockerfile.api and dev/start.ts pass --disable-warning instead).
-const emitWarning = process.emitWarning.bind(process) as (...args: unknown[]) => void
-process.emitWarning = ((warning: unknown, ...rest: unknown[]) => {
-  const type = typeof rest[0] === 'string' ? rest[0] : (rest[0] as { type?: string } | undefined)?.type
-  if (type !== 'TimeoutNegativeWarning') emitWarning(warning, ...rest)
-}) as typeof process.emitWarning
-
 async function main(): Promise<void> {
   let config: ReturnType<typeof loadConfig>
   try {

@@ -24,7 +24,7 @@ export function startService(
   env: Record<string, string>,
 ): ServiceProcess {
   const entry = join(repoRoot, script, 'src', 'main.ts')
-  const child = spawn(process.execPath, ['--disable-warning=TimeoutNegativeWarning', entry], {
+  const child = spawn(process.execPath, [entry], {
     cwd: repoRoot,
     env: {
       PATH: process.env.PATH ?? '',

@@ -1,0 +1,47 @@
+// Herald's Kafka client on Node 24, in a process of its own: no warnings hidden, none emitted.
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { kafkaBrokers, requireServers } from '../../test/helpers.ts'
+
+const cycle = fileURLToPath(new URL('./fixtures/kafka-cycle.ts', import.meta.url))
+
+function run(): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    // A clean environment: npm passes --disable-warning flags through NODE_OPTIONS, which would hide them.
+    const child = spawn(process.execPath, [cycle], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        KAFKA_BROKERS: kafkaBrokers(),
+        KAFKAJS_NO_PARTITIONER_WARNING: '1',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (c: Buffer) => {
+      stdout += c.toString('utf8')
+    })
+    child.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString('utf8')
+    })
+    child.once('error', reject)
+    child.once('exit', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
+test('a produce and consume cycle through the Kafka client emits no TimeoutNegativeWarning', async () => {
+  await requireServers()
+  const { code, stdout, stderr } = await run()
+  assert.equal(code, 0, stderr)
+  const report = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as {
+    warnings: Array<{ name: string; message: string }>
+  }
+  assert.deepEqual(
+    report.warnings.filter((w) => w.name === 'TimeoutNegativeWarning'),
+    [],
+    'no timer was set with a negative delay',
+  )
+  assert.doesNotMatch(stderr, /TimeoutNegativeWarning/)
+})
