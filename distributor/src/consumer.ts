@@ -32,14 +32,21 @@ import { deliver } from './delivery.ts'
 import { LagExporter } from './lag.ts'
 import type { DistributorMetrics } from './metrics.ts'
 import { OffsetStore } from './offsets/offsets.ts'
-import { PartitionTracker } from './offsets/tracker.ts'
+import { type Acceptance, PartitionTracker } from './offsets/tracker.ts'
 import { Slots } from './slots.ts'
 
 /**
- * Deliberately broken variants, selected only by tests (HERALD_TEST_BROKEN_VARIANT), to show that the
- * at-least-once tests can fail: each one removes one rule of the protocol.
+ * Hooks that break one rule of the protocol, passed in only by tests (test/support/faults.ts) as negative
+ * controls: they show that the at-least-once tests can fail. Production passes none.
  */
-export type BrokenVariant = 'advance-before-delivery' | 'seek-latest' | 'no-skip-guard' | 'autocommit'
+export interface ProtocolFaults {
+  /** Where a claimed partition starts instead of the protocol's choice (rule 1). */
+  claimStart?(claim: { chosen: number; committed: number | undefined; logEnd: number }): number
+  /** Overrides the tracker's decision for a fetched offset (rule 2). */
+  offer?(decision: Acceptance): Acceptance
+  /** Runs before the accepted records of a batch are delivered; may record an offset early (rule 3). */
+  beforeDelivery?(lastAccepted: number, advance: (next: number) => Promise<void>): Promise<void>
+}
 
 export interface DistributorDeps {
   kafka: Kafka
@@ -52,7 +59,7 @@ export interface DistributorDeps {
   metrics: DistributorMetrics
   topics: { main: string; deadLetter: string; events: string }
   groupId: string
-  brokenVariant?: BrokenVariant
+  faults?: ProtocolFaults
 }
 
 /** A claimed partition: its fencing token and tracker. Replaced on every claim; old ones are dropped. */
@@ -165,12 +172,11 @@ export class Distributor {
       this.#log.error({ err: error, restart }, 'kafkajs consumer crashed')
       if (!restart) this.#crashed?.(error)
     })
-    const autocommit = this.#deps.brokenVariant === 'autocommit'
     await c.subscribe({ topic: this.#deps.topics.main, fromBeginning: true })
     this.#running = true
     await c.run({
-      autoCommit: autocommit,
-      eachBatchAutoResolve: autocommit,
+      autoCommit: false,
+      eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: Math.max(1, this.#deps.config.topics.partitions),
       eachBatch: (payload) => this.#onBatch(payload),
     })
@@ -265,9 +271,8 @@ export class Distributor {
       const fromKafka = committed.get(claim.partition)
       let source = claim.next !== undefined ? 'redis' : fromKafka !== undefined ? 'kafka' : 'log_start'
       let next = claim.next ?? fromKafka ?? low
-      if (this.#deps.brokenVariant === 'seek-latest' || this.#deps.brokenVariant === 'autocommit') {
-        next = this.#deps.brokenVariant === 'seek-latest' ? high : (fromKafka ?? high)
-      }
+      const { claimStart } = this.#deps.faults ?? {}
+      if (claimStart) next = claimStart({ chosen: next, committed: fromKafka, logEnd: high })
       const log = this.#log.child({ partition: claim.partition })
       if (next > high) {
         // Topic recreated or broker data lost: keeping next would skip every new record below it.
@@ -315,14 +320,14 @@ export class Distributor {
     const state = this.#partitions.get(batch.partition)
     if (!state || state.fenced || isStale() || !isRunning()) return
     const { tracker } = state
-    const variant = this.#deps.brokenVariant
+    const faults = this.#deps.faults
     const accepted: KafkaMessage[] = []
     let lastInOrder: string | undefined
     const decoded = new Map<string, DecodedRecord>()
     for (const message of batch.messages) {
       const offset = Number(message.offset)
       let decision = tracker.offer(offset)
-      if (decision === 'skip' && variant === 'no-skip-guard') decision = 'accept'
+      if (faults?.offer) decision = faults.offer(decision)
       if (decision === 'gap') {
         this.#log.warn(
           { partition: batch.partition, offset, expected: tracker.expected },
@@ -344,14 +349,16 @@ export class Distributor {
         if (record.kind === 'future-version') break
       }
     }
-    if (variant === 'advance-before-delivery' && accepted.length > 0) {
+    if (faults?.beforeDelivery && accepted.length > 0) {
       const last = Number(accepted[accepted.length - 1]?.offset)
-      await this.#offsets.advance(batch.partition, state.token, last + 1)
+      await faults.beforeDelivery(last, async (next) => {
+        await this.#offsets.advance(batch.partition, state.token, next)
+      })
     }
     let soughtBack = false
     if (accepted.length > 0)
       soughtBack = await this.#processWithHeartbeats(state, batch, accepted, decoded, heartbeat, isStale)
-    if (variant !== 'autocommit') await this.#advance(state)
+    await this.#advance(state)
     // kafkajs' position moves only for the current claim (a newer claim sought the partition itself).
     if (
       !soughtBack &&
@@ -516,7 +523,7 @@ export class Distributor {
           noting ? this.#offsets.noteFinished(batch.partition, beyond, next) : undefined,
         ])
         if (noting && next > state.notedMax) state.notedMax = -1 // pruned: all of it is below next
-        if (this.#deps.brokenVariant !== 'autocommit') await this.#advance(state)
+        await this.#advance(state)
       }
     }
 

@@ -12,30 +12,23 @@ import { ensureTopics, topicNames, topicSpecs } from '@herald/shared/topics'
 import dotenv from 'dotenv'
 import type { Channel } from './channels/channel.ts'
 import { createChannel } from './channels/index.ts'
-import { type BrokenVariant, Distributor } from './consumer.ts'
+import { Distributor, type ProtocolFaults } from './consumer.ts'
 import { createHealthServer } from './health.ts'
 import { createDistributorMetrics } from './metrics.ts'
 
 dotenv.config({ quiet: true })
 
-/**
- * Test-only: a message containing `marker` kills the process mid-delivery (SIGKILL), to prove that a record
- * which keeps crashing the distributor ends as a `crash-loop` dead letter instead of blocking its partition.
- */
-function withTestCrash(channel: Channel, marker: string | undefined): Channel {
-  if (!marker) return channel
-  return {
-    ...channel,
-    name: channel.name,
-    send: (record, signal) => {
-      if (record.message.includes(marker)) process.kill(process.pid, 'SIGKILL')
-      return channel.send(record, signal)
-    },
-    close: () => channel.close(),
-  }
+/** What a caller may compose into the process; production passes nothing (tests use test/support/entries/). */
+export interface DistributorMainOptions {
+  /** Wraps the channel the configuration built (a test adds a crash point this way). */
+  wrapChannel?: (channel: Channel) => Channel
+  /** Breaks one rule of the offset protocol, for negative controls. */
+  faults?: ProtocolFaults
+  /** Logged once at start, so a run with faults is never mistaken for a real one. */
+  warning?: string
 }
 
-async function main(): Promise<void> {
+export async function main(options: DistributorMainOptions = {}): Promise<void> {
   let config: ReturnType<typeof loadConfig>
   try {
     config = loadConfig(process.env, 'distributor')
@@ -48,9 +41,7 @@ async function main(): Promise<void> {
   }
   const channelName = config.channel ?? 'email'
   const logger = createLogger({ service: 'distributor', level: config.logLevel, channel: channelName })
-  const brokenVariant = process.env.HERALD_TEST_BROKEN_VARIANT as BrokenVariant | undefined
-  if (brokenVariant)
-    logger.warn({ brokenVariant }, 'TEST-ONLY BROKEN VARIANT: this distributor can lose notifications')
+  if (options.warning) logger.warn(options.warning)
 
   const redis = createRedis(config.redisUrl)
   redis.on('error', (error) => logger.warn({ err: error }, 'redis connection error'))
@@ -76,7 +67,8 @@ async function main(): Promise<void> {
   await admin.disconnect()
 
   const metrics = createDistributorMetrics({ channel: channelName })
-  const channel = withTestCrash(createChannel(config), process.env.HERALD_TEST_CRASH_ON)
+  const built = createChannel(config)
+  const channel = options.wrapChannel ? options.wrapChannel(built) : built
   const keys = redisKeys(config.keyPrefix)
   const distributor = new Distributor({
     kafka,
@@ -93,7 +85,7 @@ async function main(): Promise<void> {
       events: names.events,
     },
     groupId: `${config.keyPrefix}.distributor.${channelName}`,
-    ...(brokenVariant ? { brokenVariant } : {}),
+    ...(options.faults ? { faults: options.faults } : {}),
   })
 
   const health = createHealthServer(metrics.registry, {
@@ -148,7 +140,9 @@ async function main(): Promise<void> {
   )
 }
 
-main().catch((error: unknown) => {
-  console.error('distributor failed to start:', error)
-  process.exit(1)
-})
+if (import.meta.main) {
+  main().catch((error: unknown) => {
+    console.error('distributor failed to start:', error)
+    process.exit(1)
+  })
+}

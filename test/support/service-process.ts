@@ -18,12 +18,23 @@ export interface ServiceProcess {
   kill(signal?: NodeJS.Signals): void
 }
 
+/**
+ * Starts a service from its production entry point, or from its test-only entry point
+ * (test/support/entries/) when `env` sets a HERALD_TEST_ variable: only that entry reads them and composes
+ * the fault in. `entry: 'production'` forces the production entry (to show it ignores those variables).
+ */
 export function startService(
   name: string,
   script: 'api' | 'distributor',
   env: Record<string, string>,
+  options: { entry?: 'production' | 'test' } = {},
 ): ServiceProcess {
-  const entry = join(repoRoot, script, 'src', 'main.ts')
+  const wantsFaults = Object.keys(env).some((key) => key.startsWith('HERALD_TEST_'))
+  const entryKind = options.entry ?? (wantsFaults ? 'test' : 'production')
+  const entry =
+    entryKind === 'test'
+      ? join(repoRoot, 'test', 'support', 'entries', `${script}.ts`)
+      : join(repoRoot, script, 'src', 'main.ts')
   const child = spawn(process.execPath, [entry], {
     cwd: repoRoot,
     env: {
