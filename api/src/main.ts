@@ -7,7 +7,13 @@ import { startApi } from './server.ts'
 
 dotenv.config({ quiet: true })
 
-async function main(): Promise<void> {
+/** What a caller may compose into the process; production passes nothing (tests use test/support/entries/). */
+export interface ApiMainOptions {
+  /** Retains memory per request, to show that the hostile-input memory bound can fail. */
+  leakForTests?: boolean
+}
+
+export async function main(options: ApiMainOptions = {}): Promise<void> {
   let config: ReturnType<typeof loadConfig>
   try {
     config = loadConfig(process.env, 'api')
@@ -22,7 +28,7 @@ async function main(): Promise<void> {
   if (config.apiKeys.size === 0) {
     logger.warn('API_KEYS is empty: the api accepts notifications from anyone (set API_KEYS=name:key,...)')
   }
-  const leakForTests = process.env.HERALD_TEST_LEAK === '1'
+  const leakForTests = options.leakForTests === true
   if (leakForTests) logger.warn('TEST-ONLY LEAK: this api retains 64 KiB per request')
   const api = await startApi(config, logger, { leakForTests })
   logger.info({ port: api.port }, `api listening on http://127.0.0.1:${api.port}`)
@@ -45,7 +51,9 @@ async function main(): Promise<void> {
   process.once('SIGINT', () => void shutdown('SIGINT'))
 }
 
-main().catch((error: unknown) => {
-  console.error('api failed to start:', error)
-  process.exit(1)
-})
+if (import.meta.main) {
+  main().catch((error: unknown) => {
+    console.error('api failed to start:', error)
+    process.exit(1)
+  })
+}
