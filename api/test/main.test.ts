@@ -23,3 +23,27 @@ test('a bad configuration stops the api at start, naming every bad variable', ()
     assert.match(run.stderr, new RegExp(name))
   assert.doesNotMatch(run.stderr, /at .*\.ts:\d+/, 'a message, not a stack trace')
 })
+
+test('the api refusing a bad configuration prints no secret from it', () => {
+  const secrets = ['k3y-0ps-valid', 'hunter2', 'sm7p-pass', 'xoxb-hook-secret', 'tw1l10-t0ken']
+  const run = spawnSync(process.execPath, [main], {
+    cwd: tmpdir(),
+    env: {
+      PATH: process.env.PATH ?? '',
+      API_KEYS: 'ops:k3y-0ps-valid,ci-without-key',
+      REDIS_URL: 'http://default:hunter2@redis.internal:6379',
+      SMTP_URL: 'ftp://mailer:sm7p-pass@smtp.internal',
+      SLACK_WEBHOOKS: '{"ops": "https://hooks.slack.com/services/xoxb-hook-secret"',
+      TWILIO_API_URL: 'twilio sid:tw1l10-t0ken',
+      TWILIO_AUTH_TOKEN: 'tw1l10-t0ken',
+    },
+    encoding: 'utf8',
+    timeout: 20_000,
+  })
+  assert.equal(run.status, 1, run.stderr)
+  for (const name of ['API_KEYS', 'REDIS_URL', 'SMTP_URL', 'SLACK_WEBHOOKS', 'TWILIO_API_URL'])
+    assert.match(run.stderr, new RegExp(name))
+  for (const secret of secrets) {
+    assert.ok(!`${run.stdout}${run.stderr}`.includes(secret), `"${secret}" printed:\n${run.stderr}`)
+  }
+})

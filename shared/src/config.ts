@@ -24,20 +24,33 @@ const brokerList = z
   )
   .pipe(z.array(z.string().regex(/^[^\s:]+:\d+$/, 'each broker is host:port')).min(1))
 
+/** What an API key may do: send notifications, or also read and replay dead letters. */
+export const apiKeyRoles = ['sender', 'admin'] as const
+export type ApiKeyRole = (typeof apiKeyRoles)[number]
+export interface ApiKey {
+  key: string
+  role: ApiKeyRole
+}
+
+// Issues name an entry by its position only: the entries hold the keys themselves.
 const apiKeys = z
   .string()
   .optional()
   .transform((v, ctx) => {
-    const keys = new Map<string, string>()
-    for (const pair of (v ?? '').split(',').map((p) => p.trim())) {
-      if (pair === '') continue
-      const colon = pair.indexOf(':')
-      if (colon < 1 || colon === pair.length - 1) {
-        ctx.addIssue({ code: 'custom', message: 'each entry is name:key (comma-separated)' })
-        return z.NEVER
-      }
-      keys.set(pair.slice(0, colon), pair.slice(colon + 1))
-    }
+    const keys = new Map<string, ApiKey>()
+    const entries = (v ?? '').split(',').map((p) => p.trim())
+    entries.forEach((entry, index) => {
+      if (entry === '') return
+      const [name = '', key = '', role = 'sender', ...extra] = entry.split(':')
+      const at = `entry ${index + 1}`
+      if (name === '' || key === '' || extra.length > 0) {
+        ctx.addIssue({ code: 'custom', message: `${at} is not name:key or name:key:admin` })
+      } else if (!(apiKeyRoles as readonly string[]).includes(role)) {
+        ctx.addIssue({ code: 'custom', message: `${at} has an unknown role (use admin or sender)` })
+      } else if (keys.has(name)) {
+        ctx.addIssue({ code: 'custom', message: `${at} repeats the name of an earlier entry` })
+      } else keys.set(name, Object.freeze({ key, role: role as ApiKeyRole }))
+    })
     return keys
   })
 
@@ -51,14 +64,19 @@ const slackWebhooks = z
       const map = z.record(z.string().regex(/^[\w.-]{1,64}$/), z.url()).parse(parsed)
       return map
     } catch {
-      ctx.addIssue({ code: 'custom', message: 'a JSON object of destination name → webhook URL' })
+      ctx.addIssue({
+        code: 'custom',
+        message: 'must be a JSON object of destination name (letters, digits, . _ -) → webhook URL',
+      })
       return z.NEVER
     }
   })
 
 const envSchema = z.object({
   KAFKA_BROKERS: brokerList,
-  REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
+  REDIS_URL: z
+    .url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' })
+    .default('redis://127.0.0.1:6379'),
   PORT: port(8080),
   CHANNEL: z
     .string()
@@ -91,21 +109,55 @@ const envSchema = z.object({
   IDEMPOTENCY_TTL_SECONDS: positiveInt(86_400),
   STATUS_TTL_SECONDS: positiveInt(7 * 86_400),
   MAX_BODY_BYTES: positiveInt(64 * 1024),
-  SMTP_URL: z.url({ protocol: /^smtps?$/ }).default('smtp://127.0.0.1:1025'),
+  SMTP_URL: z
+    .url({ protocol: /^smtps?$/, error: 'must be an smtp:// or smtps:// URL' })
+    .default('smtp://127.0.0.1:1025'),
   MAIL_FROM: z.string().min(3).default('Herald <herald@localhost>'),
   DEFAULT_EMAIL_TO: optionalText,
   TWILIO_ACCOUNT_SID: optionalText,
   TWILIO_AUTH_TOKEN: optionalText,
   TWILIO_FROM: optionalText,
-  TWILIO_API_URL: optionalText.pipe(z.url().optional()),
+  TWILIO_API_URL: optionalText.pipe(z.url({ error: 'must be a URL' }).optional()),
   DEFAULT_SMS_TO: optionalText,
-  SLACK_WEBHOOK_URL: optionalText.pipe(z.url().optional()),
+  SLACK_WEBHOOK_URL: optionalText.pipe(z.url({ error: 'must be a URL' }).optional()),
   SLACK_WEBHOOKS: slackWebhooks,
   API_KEYS: apiKeys,
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 })
 
 type Env = z.output<typeof envSchema>
+
+/**
+ * Variables whose value a configuration error may quote. Every other one may hold a secret (URLs with
+ * passwords, tokens, webhook URLs, API keys) or personal data (default recipients): an error names it and
+ * the reason, never its value.
+ */
+const quotable = new Set([
+  'KAFKA_BROKERS',
+  'PORT',
+  'CHANNEL',
+  'METRICS_PORT',
+  'TOPIC_PARTITIONS',
+  'TOPIC_REPLICATION',
+  'TOPIC_PREFIX',
+  'KEY_PREFIX',
+  'MAX_ATTEMPTS',
+  'RETRY_BASE_MS',
+  'RETRY_CAP_MS',
+  'PRODUCE_TIMEOUT_MS',
+  'SESSION_TIMEOUT_MS',
+  'SHUTDOWN_TIMEOUT_MS',
+  'DELIVERY_CONCURRENCY',
+  'BREAKER_THRESHOLD',
+  'BREAKER_PROBE_MS',
+  'BREAKER_PROBE_MAX_MS',
+  'CRASH_LOOP_LIMIT',
+  'LAG_INTERVAL_MS',
+  'IDEMPOTENCY_TTL_SECONDS',
+  'STATUS_TTL_SECONDS',
+  'MAX_BODY_BYTES',
+  'LOG_LEVEL',
+])
 
 export interface Config {
   kafka: { brokers: string[]; sessionTimeoutMs: number; produceTimeoutMs: number }
@@ -140,8 +192,11 @@ export interface Config {
   }
   /** Slack destinations by name; `default` is SLACK_WEBHOOK_URL. */
   slack: { webhooks: Readonly<Record<string, string>> }
-  /** API key name → key. Empty: the api runs open (with a warning). */
-  apiKeys: ReadonlyMap<string, string>
+  /**
+   * API key name → key and role. Empty: the api accepts notifications from anyone (with a warning) and
+   * the dead-letter endpoints refuse everyone.
+   */
+  apiKeys: ReadonlyMap<string, Readonly<ApiKey>>
   logLevel: string
 }
 
@@ -169,7 +224,8 @@ export function loadConfig(
   if (!result.success) {
     for (const issue of result.error.issues) {
       const name = String(issue.path[0] ?? '?')
-      problems.push(`${name}: ${issue.message} (got ${JSON.stringify(env[name] ?? null)})`)
+      const got = quotable.has(name) ? ` (got ${JSON.stringify(env[name] ?? null)})` : ''
+      problems.push(`${name}: ${issue.message}${got}`)
     }
     throw new ConfigError(problems)
   }

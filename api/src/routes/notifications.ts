@@ -14,6 +14,7 @@ import type { Redis } from '@herald/shared/redis/client'
 import type { StatusStore } from '@herald/shared/status'
 import type { TopicNames } from '@herald/shared/topics'
 import { type Request, type Response, Router } from 'express'
+import { callerOf } from '../auth.ts'
 import { ApiError, invalid, outcomeUnknown } from '../errors.ts'
 import { fingerprint, type IdempotencyStore, type StoredAnswer } from '../idempotency.ts'
 import { randomHex, uuidv7 } from '../ids.ts'
@@ -267,5 +268,5 @@ function stored(record: NotificationRecord): StoredAnswer {
 
 /** The API key's name set by the auth middleware ('anonymous' when the api runs open). */
 function userOf(req: Request): string {
-  return (req as Request & { heraldUser?: string }).heraldUser ?? 'anonymous'
+  return callerOf(req).name
 }
