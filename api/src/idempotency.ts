@@ -1,4 +1,5 @@
-// Idempotency-Key handling: one Lua script decides, so two concurrent requests never both produce.
+// Idempotency-Key handling: one Lua script decides, so two concurrent requests never both produce, and a
+// key keeps one notification id for its whole life, so no retry can create a second one.
 import { createHash, randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { NotificationInput } from '@herald/shared/notification'
@@ -12,7 +13,8 @@ export interface StoredAnswer {
 }
 
 export type Claim =
-  | { kind: 'new'; owner: string }
+  /** The caller holds the key and writes the record with this id (the key's id, new or kept). */
+  | { kind: 'new'; owner: string; id: string }
   | { kind: 'acked'; answer: StoredAnswer }
   | { kind: 'mismatch' }
   | { kind: 'busy' }
@@ -23,70 +25,80 @@ export function fingerprint(input: NotificationInput): string {
     .digest('hex')
 }
 
+export interface IdempotencyOptions {
+  /**
+   * How long a holder's write may stay in flight (kafkajs retrying after the request's deadline) before
+   * the holder is presumed dead and another request may take the key over, writing the same id.
+   */
+  pendingWindowMs: number
+  /** How long a key lives (IDEMPOTENCY_TTL_SECONDS): its id, and its answer once acked. */
+  ttlSeconds: number
+}
+
 export class IdempotencyStore {
   readonly #redis: Redis
   readonly #keys: RedisKeys
-  readonly #pendingTtlMs: number
-  readonly #ackedTtlSeconds: number
+  readonly #options: IdempotencyOptions
 
-  constructor(redis: Redis, keys: RedisKeys, options: { pendingTtlMs: number; ackedTtlSeconds: number }) {
+  constructor(redis: Redis, keys: RedisKeys, options: IdempotencyOptions) {
     this.#redis = redis
     this.#keys = keys
-    this.#pendingTtlMs = options.pendingTtlMs
-    this.#ackedTtlSeconds = options.ackedTtlSeconds
+    this.#options = options
     defineScripts(redis, new URL('./scripts/', import.meta.url))
   }
 
-  async #run(key: string, op: string, owner: string, print: string, answer = ''): Promise<string[]> {
+  async #run(key: string, op: string, owner: string, print: string, ...rest: string[]): Promise<string[]> {
     return (await callScript(
       this.#redis,
       'idempotency',
       [key],
-      [op, owner, print, this.#pendingTtlMs, this.#ackedTtlSeconds, answer],
+      [op, owner, print, this.#options.pendingWindowMs, this.#options.ttlSeconds, ...rest],
     )) as string[]
   }
 
   /**
-   * Takes the key for this request, or says why not. A request that finds the key pending polls for the
-   * holder's outcome up to `waitMs`: acked (replayed), released after a failed write or expired after a
-   * crash (then this request takes it over), or still pending (busy).
+   * Takes the key for this request, or says why not. A key seen for the first time gets `newId`; a key
+   * taken over (its last write failed, or its holder died) keeps the id it has. A request that finds the
+   * key pending polls for the holder's outcome up to `waitMs`: acked (replayed), released (taken over),
+   * or still pending (busy).
    */
-  async begin(apiKeyName: string, key: string, print: string, waitMs: number): Promise<Claim> {
+  async begin(apiKeyName: string, key: string, print: string, waitMs: number, newId: string): Promise<Claim> {
     const redisKey = this.#keys.idempotency(apiKeyName, key)
     const owner = randomUUID()
     const deadline = Date.now() + waitMs
     for (let pause = 10; ; pause = Math.min(100, pause * 2)) {
-      const [state, answer] = await this.#run(redisKey, 'begin', owner, print)
-      if (state === 'new') return { kind: 'new', owner }
+      const [state, value] = await this.#run(redisKey, 'begin', owner, print, newId)
+      if (state === 'new') return { kind: 'new', owner, id: value ?? newId }
       if (state === 'mismatch') return { kind: 'mismatch' }
-      if (state === 'acked') return { kind: 'acked', answer: JSON.parse(answer ?? '{}') as StoredAnswer }
+      if (state === 'acked') return { kind: 'acked', answer: JSON.parse(value ?? '{}') as StoredAnswer }
       const left = deadline - Date.now()
       if (left <= 0) return { kind: 'busy' }
       await sleep(Math.min(pause, left))
     }
   }
 
-  /** Records the answer for replay; false when another request took the key over meanwhile. */
-  async ack(
-    apiKeyName: string,
-    key: string,
-    owner: string,
-    print: string,
-    answer: StoredAnswer,
-  ): Promise<boolean> {
+  /**
+   * Records that Kafka acknowledged the key's id, with the answer to replay. Any writer of that id may
+   * ack, also one whose hold was taken over meanwhile; false when the key is gone or has another id.
+   */
+  async ack(apiKeyName: string, key: string, answer: StoredAnswer): Promise<boolean> {
     const [state] = await this.#run(
       this.#keys.idempotency(apiKeyName, key),
       'ack',
-      owner,
-      print,
+      '',
+      '',
+      answer.body.id,
       JSON.stringify(answer),
     )
     return state === 'acked'
   }
 
-  /** Frees a pending key after a failed write, so a retry can take it; false when no longer ours. */
-  async release(apiKeyName: string, key: string, owner: string, print: string): Promise<boolean> {
-    const [state] = await this.#run(this.#keys.idempotency(apiKeyName, key), 'release', owner, print)
+  /**
+   * After a failed write: frees the key for the next request, which writes the same id again (the failed
+   * write may still have reached Kafka). False when this owner no longer holds the key.
+   */
+  async release(apiKeyName: string, key: string, owner: string): Promise<boolean> {
+    const [state] = await this.#run(this.#keys.idempotency(apiKeyName, key), 'release', owner, '')
     return state === 'released'
   }
 }

@@ -3,9 +3,9 @@
 // write has a deadline: past it the caller gets a timeout, never a hang.
 //
 // The deadline is a timer per record, independent of kafkajs: kafkajs may go on retrying a batch after its
-// records' deadlines fired (bounded by its retry settings, see server.ts). A late acknowledgement then
-// settles promises that were already rejected — nothing happens, and the caller has answered "outcome
-// unknown", which is exactly what it is.
+// records' deadlines fired (bounded by its retry settings, see server.ts). The caller has then answered
+// "outcome unknown", which is exactly what it is; a caller that must learn the outcome after all (an
+// Idempotency-Key keeps its id until then) uses `track`, whose `fate` settles when kafkajs is done.
 import type { IHeaders, Message, Producer } from 'kafkajs'
 
 export class ProduceTimeoutError extends Error {
@@ -61,34 +61,39 @@ export class NotificationProducer {
     return this.sendMany([{ topic, message: { key, value, headers } }], deadlineMs)[0] as Promise<void>
   }
 
+  /**
+   * One record, with two promises: `answer` settles like `send` (the deadline included), `fate` when
+   * kafkajs acknowledged the record or gave up on it, however long after the deadline that is.
+   */
+  track(
+    topic: string,
+    key: string,
+    value: string,
+    headers: IHeaders,
+    deadlineMs = this.#deadlineMs,
+  ): { answer: Promise<void>; fate: Promise<void> } {
+    const fate = this.#enqueue(topic, { key, value, headers })
+    return { answer: withDeadline(fate, deadlineMs), fate }
+  }
+
   /** Several records at once; one promise per record, in order. */
   sendMany(
     records: Array<{ topic: string; message: Message }>,
     deadlineMs = this.#deadlineMs,
   ): Array<Promise<void>> {
-    const promises = records.map(
-      (r) =>
-        new Promise<void>((resolve, reject) => {
-          const timer = setTimeout(() => reject(new ProduceTimeoutError(deadlineMs)), deadlineMs)
-          this.#queue.push({
-            topic: r.topic,
-            message: r.message,
-            resolve: () => {
-              clearTimeout(timer)
-              resolve()
-            },
-            reject: (error) => {
-              clearTimeout(timer)
-              reject(error)
-            },
-          })
-        }),
-    )
+    return records.map((r) => withDeadline(this.#enqueue(r.topic, r.message), deadlineMs))
+  }
+
+  /** Queues a record for the next produce request; settles with kafkajs' outcome. */
+  #enqueue(topic: string, message: Message): Promise<void> {
+    const fate = new Promise<void>((resolve, reject) => {
+      this.#queue.push({ topic, message, resolve, reject })
+    })
     if (!this.#scheduled) {
       this.#scheduled = true
       setImmediate(() => this.#flush())
     }
-    return promises
+    return fate
   }
 
   #flush(): void {
@@ -128,4 +133,21 @@ export class NotificationProducer {
     if (this.#queue.length > 0) this.#flush()
     await Promise.allSettled([...this.#inFlight])
   }
+}
+
+/** Settles like `fate`, or rejects with ProduceTimeoutError once `ms` passed. */
+function withDeadline(fate: Promise<void>, ms: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new ProduceTimeoutError(ms)), ms)
+    fate.then(
+      () => {
+        clearTimeout(timer)
+        resolve()
+      },
+      (error: Error) => {
+        clearTimeout(timer)
+        reject(error)
+      },
+    )
+  })
 }

@@ -57,16 +57,24 @@ export async function startApi(
     initialRetryTime: 100,
     maxRetryTime: Math.max(200, Math.floor(deadline / 4)),
   }
+  const connectionTimeout = Math.min(3000, requestTimeout)
   const producerKafka = createKafka({
     brokers: config.kafka.brokers,
     clientId: 'herald-api-producer',
     logger,
     overrides: {
       requestTimeout,
-      connectionTimeout: Math.min(3000, requestTimeout),
+      connectionTimeout,
       retry: producerRetry,
     },
   })
+  // How long kafkajs may go on with one write: every attempt may wait for a connection and a reply, with
+  // backoffs between attempts; plus a margin. An Idempotency-Key stays pending that long at most (its
+  // holder crashed if it never heard back), then a retry may take it over and write the same id again.
+  const pendingWindowMs =
+    (producerRetry.retries + 1) * (connectionTimeout + requestTimeout) +
+    producerRetry.retries * producerRetry.maxRetryTime +
+    deadline
   const names = topicNames(config.topics.prefix)
   const admin = kafka.admin()
   for (let attempt = 1; ; attempt++) {
@@ -120,8 +128,8 @@ export async function startApi(
     redis,
     statuses: new StatusStore(redis, keys, config.statusTtlSeconds),
     idempotency: new IdempotencyStore(redis, keys, {
-      pendingTtlMs: deadline + 1000,
-      ackedTtlSeconds: config.idempotencyTtlSeconds,
+      pendingWindowMs,
+      ttlSeconds: config.idempotencyTtlSeconds,
     }),
     topics: names,
     metrics,

@@ -2,6 +2,7 @@
 // Kafka's acknowledgement (broker stopped, or frozen mid-write, even for a concurrent duplicate), it recovers by
 // itself, Redis down degrades only idempotency and status reads, and SIGTERM finishes requests in flight.
 import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
 import { connect } from 'node:net'
 import { after, before, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -9,9 +10,11 @@ import { loadConfig } from '@herald/shared/config'
 import { createLogger } from '@herald/shared/logger'
 import { createRedis, type Redis } from '@herald/shared/redis/client'
 import { redisKeys } from '@herald/shared/redis/keys'
+import { topicNames } from '@herald/shared/topics'
 import { kafkaPid, startKafka, stopKafka } from '../../dev/lib/kafka.ts'
 import { startRedis, stopRedis } from '../../dev/lib/redis.ts'
 import { freePort, type PrivateStack, startPrivateStack } from '../../test/helpers.ts'
+import { testKafka } from '../../test/support/fixtures.ts'
 import { eventually, startService } from '../../test/support/service-process.ts'
 import { type RunningApi, startApi } from '../src/server.ts'
 
@@ -45,12 +48,12 @@ after(async () => {
   await stack?.destroy()
 })
 
-async function timedPost(headers: Record<string, string> = {}) {
+async function timedPost(headers: Record<string, string> = {}, message = 'are you there?') {
   const started = performance.now()
   const r = await fetch(`${api.url}/api/v1/notification`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },
-    body: JSON.stringify({ channel: 'email', message: 'are you there?' }),
+    body: JSON.stringify({ channel: 'email', message }),
   })
   return {
     status: r.status,
@@ -71,6 +74,42 @@ function connects(port: number): Promise<boolean> {
     })
     socket.once('error', () => resolve(false))
   })
+}
+
+/** Ids of the records in the email topic whose message is `message`, read up to the current end. */
+async function idsInKafka(message: string): Promise<string[]> {
+  const kafka = testKafka(stack.brokers)
+  const admin = kafka.admin()
+  await admin.connect()
+  const topic = topicNames('notifications').main('email')
+  const groupId = `broker-down-reader-${randomUUID()}`
+  const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 100 })
+  try {
+    const ends = new Map(
+      (await admin.fetchTopicOffsets(topic))
+        .filter((p) => Number(p.high) > Number(p.low))
+        .map((p) => [p.partition, Number(p.high)]),
+    )
+    const ids: string[] = []
+    if (ends.size === 0) return ids
+    await consumer.connect()
+    await consumer.subscribe({ topic, fromBeginning: true })
+    await new Promise<void>((resolve) => {
+      void consumer.run({
+        eachMessage: async ({ partition, message: m }) => {
+          const record = JSON.parse(m.value?.toString('utf8') ?? '{}') as { id?: string; message?: string }
+          if (record.message === message && record.id) ids.push(record.id)
+          if (Number(m.offset) >= (ends.get(partition) ?? 0) - 1) ends.delete(partition)
+          if (ends.size === 0) resolve()
+        },
+      })
+    })
+    return ids
+  } finally {
+    await consumer.disconnect()
+    await admin.deleteGroups([groupId]).catch(() => {})
+    await admin.disconnect()
+  }
 }
 
 const accepted = () =>
@@ -94,10 +133,11 @@ test('with the broker stopped, posting answers 503 with Retry-After within the d
   assert.equal((await fetch(`${api.url}/readyz`)).status, 200)
 })
 
-test('with the broker frozen mid-write, no 202 is given, not even to a concurrent duplicate; a retry with the same key is accepted once it is back', async () => {
+test('with the broker frozen mid-write, no 202 is given, not even to a concurrent duplicate; a retry with the same key gets the same id once it is back', async () => {
   const pid = kafkaPid(stack.stack.kafka)
   assert.ok(pid)
   process.kill(pid, 'SIGSTOP')
+  let held: Record<string, string> = {}
   try {
     const answers = await Promise.all([
       timedPost({ 'idempotency-key': 'frozen-1' }),
@@ -111,11 +151,13 @@ test('with the broker frozen mid-write, no 202 is given, not even to a concurren
       assert.ok(a.ms < deadlineMs + 1000, `answered in ${Math.round(a.ms)} ms`)
     }
     assert.ok(answers.some((a) => a.status === 503))
-    assert.equal(await redis.exists(keys.idempotency('anonymous', 'frozen-1')), 0, 'the key was released')
+    held = await redis.hgetall(keys.idempotency('anonymous', 'frozen-1'))
+    assert.equal(held.state, 'pending', 'the key waits for the fate of the write kafkajs still retries')
   } finally {
     process.kill(pid, 'SIGCONT')
   }
-  // The failed attempts left nothing to replay: the careful client's retry writes and gets a real 202.
+  // Once the broker is back, the careful client's retry gets a 202 with the id of the first write: replayed
+  // if kafkajs got that write acknowledged, written again (same id) if it gave up on it.
   const retried = await eventually(
     'the retry accepted',
     async () => {
@@ -125,10 +167,47 @@ test('with the broker frozen mid-write, no 202 is given, not even to a concurren
     60_000,
     500,
   )
-  assert.equal(retried.replayed, null)
   assert.match(retried.body.id ?? '', /^[\da-f-]{36}$/)
+  assert.equal(retried.body.id, held.id)
   const again = await timedPost({ 'idempotency-key': 'frozen-1' })
   assert.deepEqual([again.status, again.replayed, again.body.id], [202, 'true', retried.body.id])
+})
+
+test('a write that outlives its deadline keeps its Idempotency-Key and id until its fate is known; the retry gets that id and Kafka holds no other', async () => {
+  const message = `outlived ${randomUUID()}`
+  const key = keys.idempotency('anonymous', 'outlived-1')
+  const pid = kafkaPid(stack.stack.kafka)
+  assert.ok(pid)
+  process.kill(pid, 'SIGSTOP')
+  let held: Record<string, string> = {}
+  try {
+    const first = await timedPost({ 'idempotency-key': 'outlived-1' }, message)
+    assert.equal(first.status, 503, 'no acknowledgement within the deadline')
+    held = await redis.hgetall(key)
+    // kafkajs goes on retrying the write after the 503; wait (broker still frozen) until it gave up.
+    await eventually(
+      'the first write to fail for good',
+      async () => ((await redis.hget(key, 'state')) === 'pending' ? undefined : true),
+      60_000,
+      200,
+    )
+  } finally {
+    process.kill(pid, 'SIGCONT')
+  }
+  // The frozen broker may still append what it had received: the retry must not bring a second id.
+  const retried = await eventually(
+    'the retry accepted',
+    async () => {
+      const r = await timedPost({ 'idempotency-key': 'outlived-1' }, message)
+      return r.status === 202 ? r : undefined
+    },
+    60_000,
+    500,
+  )
+  const ids = new Set(await idsInKafka(message))
+  assert.deepEqual([...ids], [retried.body.id], 'one id for one Idempotency-Key')
+  assert.equal(held.state, 'pending', 'the key stayed pending after the 503')
+  assert.equal(held.id, retried.body.id, 'the retry reused the id of the first write')
 })
 
 test('with Redis down, plain sends are still accepted; idempotent sends and status reads answer 503', async () => {

@@ -4,6 +4,8 @@ import { execFileSync } from 'node:child_process'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+// Loaded for its kafkajs fix (no idle request-queue timer with a negative delay, see shared/src/kafka.ts).
+import '@herald/shared/kafka'
 import { Kafka, logLevel } from 'kafkajs'
 import {
   cacheRoot,

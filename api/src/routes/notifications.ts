@@ -59,10 +59,10 @@ export function notificationRoutes(deps: NotificationRoutesDeps): Router {
   const minWriteMs = Math.min(250, Math.floor(deadline / 4))
   const router = Router()
 
-  function toRecord(input: NotificationInput): NotificationRecord {
+  function toRecord(input: NotificationInput, id = uuidv7()): NotificationRecord {
     return {
       v: recordVersion,
-      id: uuidv7(),
+      id,
       channel: input.channel,
       to: input.to,
       ...(input.subject !== undefined ? { subject: input.subject } : {}),
@@ -102,15 +102,20 @@ export function notificationRoutes(deps: NotificationRoutesDeps): Router {
     })
   }
 
-  async function produce(record: NotificationRecord, req: Request, deadlineMs = deadline): Promise<void> {
+  /** A write that failed or outlived its deadline: counted, logged, answered 503 (outcome unknown). */
+  function unconfirmed(record: NotificationRecord, error: unknown): ApiError {
+    const reason = error instanceof ProduceTimeoutError ? 'timeout' : 'kafka_error'
+    metrics.produceFailures.inc({ reason })
+    logger.warn({ err: error, id: record.id, reason }, 'write to Kafka not confirmed: answering 503')
+    return outcomeUnknown(retryAfter, error)
+  }
+
+  async function produce(record: NotificationRecord, req: Request): Promise<void> {
     const { topic, message } = recordMessage(record, req)
     try {
-      await producer.send(topic, message.key, message.value, message.headers, deadlineMs)
+      await producer.send(topic, message.key, message.value, message.headers)
     } catch (error) {
-      const reason = error instanceof ProduceTimeoutError ? 'timeout' : 'kafka_error'
-      metrics.produceFailures.inc({ reason })
-      logger.warn({ err: error, id: record.id, reason }, 'write to Kafka not confirmed: answering 503')
-      throw outcomeUnknown(retryAfter, error)
+      throw unconfirmed(record, error)
     }
     metrics.accepted.inc({ channel: record.channel })
   }
@@ -157,7 +162,7 @@ export function notificationRoutes(deps: NotificationRoutesDeps): Router {
     const print = fingerprint(input)
     // Every answer comes within about the produce deadline: waiting for a concurrent holder of the key
     // and our own write share one budget.
-    const claim = await idempotency.begin(user, key, print, deadline)
+    const claim = await idempotency.begin(user, key, print, deadline, uuidv7())
     if (claim.kind === 'acked') {
       metrics.idempotency.inc({ result: 'replayed' })
       return answer(res, claim.answer, true)
@@ -182,25 +187,43 @@ export function notificationRoutes(deps: NotificationRoutesDeps): Router {
       metrics.idempotency.inc({ result: 'out_of_time' })
       // We took the key over from a request whose write failed while we waited for it: its outcome is
       // unknown, and too little of our deadline is left to write ourselves.
-      await idempotency.release(user, key, claim.owner, print).catch(() => false)
+      await idempotency.release(user, key, claim.owner).catch(() => false)
       throw outcomeUnknown(retryAfter)
     }
     metrics.idempotency.inc({ result: 'new' })
-    const record = toRecord(input)
-    try {
-      await produce(record, req, budget)
-    } catch (error) {
-      // Outcome unknown: free the key so the client's retry (same key) may write again.
-      await idempotency.release(user, key, claim.owner, print).catch(() => false)
-      throw error
-    }
+    // The key's id: new, or the one an earlier write for this key carried (it may be in Kafka already).
+    const record = toRecord(input, claim.id)
     const result = stored(record)
-    const acked = await idempotency.ack(user, key, claim.owner, print, result).catch((error: unknown) => {
-      logger.warn({ err: error, id: record.id }, 'idempotency key not recorded as acked (Redis error)')
-      return true
-    })
-    if (!acked)
-      logger.warn({ id: record.id }, 'idempotency key was taken over while this write was in flight')
+    const { topic, message } = recordMessage(record, req)
+    const written = producer.track(topic, message.key, message.value, message.headers, budget)
+    // The key follows the write's fate, not this request's deadline: acked once Kafka acknowledged the
+    // record, released (keeping the id) once kafkajs gave up on it. Until then it stays pending, so a retry
+    // can neither write another id nor be told "accepted" too early.
+    const keyUpdated = written.fate
+      .then(
+        async () => {
+          if (!(await idempotency.ack(user, key, result)))
+            logger.warn({ id: record.id }, 'idempotency key expired before its write was acknowledged')
+        },
+        async () => {
+          await idempotency.release(user, key, claim.owner)
+        },
+      )
+      .catch((error: unknown) => {
+        logger.warn(
+          { err: error, id: record.id },
+          'idempotency key not updated after its write (Redis error): it stays pending for its window',
+        )
+      })
+    const failure = await written.answer.then(
+      () => undefined,
+      (error: unknown) => error ?? new Error('write failed'),
+    )
+    // Within the deadline the fate is known: answer once the key reflects it (a retry then finds the
+    // key acked or free). Past the deadline, answer now; the key is updated whenever kafkajs is done.
+    if (!(failure instanceof ProduceTimeoutError)) await keyUpdated
+    if (failure !== undefined) throw unconfirmed(record, failure)
+    metrics.accepted.inc({ channel: record.channel })
     createStatus(record)
     answer(res, result, false)
   })
