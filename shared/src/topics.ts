@@ -2,7 +2,7 @@
 import type { Admin } from 'kafkajs'
 import type { Channel } from './config.ts'
 import { isLocalCluster } from './config.ts'
-import { TopicMismatchError } from './errors.ts'
+import { HeraldError, TopicMismatchError } from './errors.ts'
 import type { Logger } from './logger.ts'
 
 const day = 24 * 60 * 60 * 1000
@@ -76,7 +76,8 @@ export async function ensureTopics(
   const missing = specs.filter((s) => !existing.has(s.topic))
   if (missing.length > 0) {
     await admin.createTopics({
-      waitForLeaders: true,
+      // KafkaJS's own wait gives up on the first UNKNOWN_TOPIC_OR_PARTITION of a topic still being created.
+      waitForLeaders: false,
       topics: missing.map((s) => ({
         topic: s.topic,
         numPartitions: partitions,
@@ -86,6 +87,11 @@ export async function ensureTopics(
     })
     logger.info({ topics: missing.map((s) => s.topic), partitions, replication }, 'created topics')
   }
+  // Existing topics too: another service may have created them a moment ago.
+  await waitForLeaders(
+    admin,
+    specs.map((s) => s.topic),
+  )
   const present = specs.filter((s) => existing.has(s.topic)).map((s) => s.topic)
   if (present.length === 0) return
   const metadata = await admin.fetchTopicMetadata({ topics: present })
@@ -97,5 +103,62 @@ export async function ensureTopics(
         'Set TOPIC_PARTITIONS to the existing count, or migrate the topics deliberately.',
       { expected: partitions, topics: Object.fromEntries(wrong.map((t) => [t.name, t.partitions.length])) },
     )
+  }
+}
+
+const leaderErrors = new Set([
+  'LEADER_NOT_AVAILABLE',
+  'NOT_LEADER_FOR_PARTITION',
+  'UNKNOWN_TOPIC_OR_PARTITION',
+])
+
+function isLeaderError(error: unknown): boolean {
+  for (let e = error; e instanceof Error; e = e.cause) {
+    if (leaderErrors.has(String((e as { type?: unknown }).type))) return true
+  }
+  return false
+}
+
+/**
+ * Returns once every partition of the topics has a leader that answers offset requests. A topic the
+ * controller just created is listed before its broker leads it: metadata and ListOffsets fail with the
+ * errors above for a moment, which this waits out for at most `timeoutMs`.
+ */
+export async function waitForLeaders(
+  admin: Admin,
+  topics: readonly string[],
+  timeoutMs = 30_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    let reason: unknown
+    try {
+      const metadata = await admin.fetchTopicMetadata({ topics: [...topics] })
+      const leaderless = metadata.topics.filter(
+        (t) => t.partitions.length === 0 || t.partitions.some((p) => p.leader < 0),
+      )
+      if (leaderless.length === 0) {
+        const listed = await Promise.all(
+          metadata.topics.map(
+            async (t) => (await admin.fetchTopicOffsets(t.name)).length === t.partitions.length,
+          ),
+        )
+        if (listed.every(Boolean)) return
+        reason = 'offsets not listed for every partition'
+      } else {
+        reason = `no leader yet: ${leaderless.map((t) => t.name).join(', ')}`
+      }
+    } catch (error) {
+      if (!isLeaderError(error)) throw error
+      reason = error
+    }
+    if (Date.now() >= deadline) {
+      throw new HeraldError(
+        'HERALD_TOPIC_LEADERLESS',
+        `partitions of ${topics.join(', ')} have no leader after ${timeoutMs} ms`,
+        { retryable: true, cause: reason },
+      )
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100))
   }
 }

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
+import { topicSpecs, waitForLeaders } from '@herald/shared/topics'
 import { type Admin, Kafka, logLevel } from 'kafkajs'
 import { kafkaBrokers, requireServers, uniqueName } from '../helpers.ts'
+import { createTopics, deleteNamespace, namespace } from '../support/fixtures.ts'
 
 let kafka: Kafka
 let admin: Admin
@@ -22,8 +24,9 @@ test('a record produced with acks=all is consumed back from a multi-partition to
   const groupId = uniqueName('test.group')
   await admin.createTopics({
     topics: [{ topic, numPartitions: 3, replicationFactor: 1 }],
-    waitForLeaders: true,
+    waitForLeaders: false,
   })
+  await waitForLeaders(admin, [topic])
   try {
     const metadata = await admin.fetchTopicMetadata({ topics: [topic] })
     assert.equal(metadata.topics[0]?.partitions.length, 3)
@@ -87,5 +90,26 @@ test('the broker refuses to create topics automatically', async () => {
     )
   } finally {
     await producer.disconnect()
+  }
+})
+
+test('topics the fixtures create answer offset requests on every partition as soon as they are returned', async () => {
+  // Right after CreateTopics the broker may not lead the new partitions yet; a fresh or busy broker shows it
+  // within a few rounds as UNKNOWN_TOPIC_OR_PARTITION or NOT_LEADER_FOR_PARTITION.
+  for (let round = 0; round < 10; round++) {
+    const ns = namespace('leaders')
+    try {
+      await createTopics(admin, ns, 4, kafkaBrokers())
+      for (const { topic } of topicSpecs(ns.topics, ['email', 'sms', 'slack'], 1)) {
+        const offsets = await admin.fetchTopicOffsets(topic)
+        assert.deepEqual(
+          offsets.map((o) => [o.partition, o.low, o.high]).sort(),
+          [0, 1, 2, 3].map((p) => [p, '0', '0']),
+          topic,
+        )
+      }
+    } finally {
+      await deleteNamespace(admin, undefined, ns)
+    }
   }
 })
