@@ -27,6 +27,7 @@ import { Partitioners } from 'kafkajs'
 import { abortableSleep } from './backoff.ts'
 import { Breaker } from './breaker.ts'
 import type { Channel } from './channels/channel.ts'
+import { CrashGuard, isReplay, livenessTtlFor } from './crash-guard.ts'
 import { type DeadLetter, writeDeadLetters } from './dead-letters.ts'
 import { deliver } from './delivery.ts'
 import { LagExporter } from './lag.ts'
@@ -107,6 +108,8 @@ export class Distributor {
   /** Delivery slots shared by every partition this replica holds (DELIVERY_CONCURRENCY). */
   readonly #slots: Slots
   readonly #lag: LagExporter
+  /** Counts crashes per record and spots records whose notification already finished (crash-guard.ts). */
+  readonly #guard: CrashGuard
   #crashed: ((error: Error) => void) | undefined
 
   constructor(deps: DistributorDeps) {
@@ -138,6 +141,16 @@ export class Distributor {
       logger: this.#log,
     })
     this.#slots = new Slots(deps.config.delivery.concurrency)
+    this.#guard = new CrashGuard({
+      redis: deps.redis,
+      keys: deps.keys,
+      statuses: deps.statuses,
+      groupId: deps.groupId,
+      topic: deps.topics.main,
+      livenessTtlMs: livenessTtlFor(session),
+      signal: this.#stop.signal,
+      logger: this.#log,
+    })
     this.#breaker = new Breaker({
       failureThreshold: deps.config.breaker.threshold,
       probeDelayMs: deps.config.breaker.probeMs,
@@ -387,7 +400,6 @@ export class Distributor {
     heartbeat: () => Promise<void>,
     isStale: () => boolean,
   ): Promise<boolean> {
-    const attemptsKey = this.#deps.keys.attempts(this.#deps.groupId, batch.topic)
     let finished: Array<{ offset: number; result: Finished }> = []
     let deadLetters: DeadLetter[] = []
     const released: string[] = []
@@ -408,28 +420,51 @@ export class Distributor {
 
     /** Delivers one message; false when it was handed back (its recipient's later messages wait too). */
     const deliverOne = async (message: KafkaMessage): Promise<boolean> => {
-      // Crash-loop guard: count this start before the delivery begins; the count survives a crash, and a
-      // record that keeps killing the process is dead-lettered instead of blocking its partition.
-      const [[, starts], [, attempts]] = (await this.#deps.redis
-        .multi()
-        .hincrby(attemptsKey, `${batch.partition}:${message.offset}:starts`, 1)
-        .hget(attemptsKey, `${batch.partition}:${message.offset}:attempts`)
-        .exec()) as [[unknown, number], [unknown, string | null]]
-      const history = { starts: Number(starts), attempts: Number(attempts ?? 0) }
+      const offset = Number(message.offset)
       const record = decoded.get(message.offset) ?? decodeRecord(message.value)
-      // Dead letters go to whichever list the next flush writes (it swaps the list while deliveries run).
-      const result = await this.#processOne(batch, message, record, history, (letter) =>
-        deadLetters.push(letter),
-      )
+      // One round trip before the delivery: the crash guard notes this start (a record that keeps killing
+      // the process is dead-lettered instead of blocking its partition), and the status says whether the
+      // notification already finished (an offset read again, an id produced again). A dead-letter replay
+      // is delivered whatever its status: it may be read before the replay requeued its status.
+      const id = record.kind === 'ok' && !isReplay(message.headers) ? record.record.id : undefined
+      const check = await this.#guard.start(batch.partition, offset, id)
+      let result: Finished | { status: 'unfinished'; retryInMs?: number }
+      try {
+        if (check.finished && record.kind === 'ok') {
+          // Nothing to deliver or record again, but an event: the first one may be missing (a crash
+          // between the status write and the event). Then the offset may move over it.
+          const { channel } = record.record
+          const { status, attempts } = check.finished
+          const at = new Date().toISOString()
+          await Promise.all([
+            this.#producer.send({
+              topic: this.#deps.topics.events,
+              acks: -1,
+              messages: [{ key: id, value: JSON.stringify({ id, channel, status, attempts, at }) }],
+            }),
+            this.#guard.forget(batch.partition, [offset]),
+          ])
+          this.#guard.ended(batch.partition, offset)
+          this.#deps.metrics.skipped.inc({ reason: 'already_final' })
+          state.tracker.finish(offset)
+          return true
+        }
+        // Dead letters go to whichever list the next flush writes (it swaps the list while deliveries run).
+        result = await this.#processOne(batch, message, record, check, (letter) => deadLetters.push(letter))
+      } catch (error) {
+        await this.#guard.handBack(batch.partition, offset)
+        throw error
+      }
       if (result.status === 'unfinished') {
-        // Handed back on purpose (backoff, breaker, shutdown), not crashed: this start does not count.
-        await this.#deps.redis.hincrby(attemptsKey, `${batch.partition}:${message.offset}:starts`, -1)
+        // Handed back on purpose (backoff, breaker, shutdown): a later death of this process is no crash.
+        await this.#guard.handBack(batch.partition, offset)
         handBack(message)
         if (result.retryInMs !== undefined)
           resumeAfterMs = Math.min(resumeAfterMs ?? Infinity, result.retryInMs)
         return false
       }
-      finished.push({ offset: Number(message.offset), result })
+      this.#guard.ended(batch.partition, offset)
+      finished.push({ offset, result })
       this.#reportBreakerClosed()
       return true
     }
@@ -509,17 +544,16 @@ export class Distributor {
       }
       for (const { offset } of results) state.tracker.finish(offset)
       if (results.length > 0) {
-        const fields = results.flatMap(({ offset }) => [
-          `${batch.partition}:${offset}:starts`,
-          `${batch.partition}:${offset}:attempts`,
-        ])
         const next = state.tracker.next
         const beyond = results.map((r) => r.offset).filter((offset) => offset >= next)
         state.notedMax = beyond.reduce((a, b) => Math.max(a, b), state.notedMax)
         // Redis is touched only while something was noted: in order, nothing finishes beyond next.
         const noting = state.notedMax >= 0
         await Promise.all([
-          this.#deps.redis.hdel(attemptsKey, ...fields),
+          this.#guard.forget(
+            batch.partition,
+            results.map((r) => r.offset),
+          ),
           noting ? this.#offsets.noteFinished(batch.partition, beyond, next) : undefined,
         ])
         if (noting && next > state.notedMax) state.notedMax = -1 // pruned: all of it is below next
@@ -596,7 +630,7 @@ export class Distributor {
     batch: Batch,
     message: KafkaMessage,
     decoded: DecodedRecord,
-    history: { starts: number; attempts: number } | undefined,
+    history: { crashes: number; attempts: number } | undefined,
     deadLetter: (letter: DeadLetter) => void,
   ): Promise<Finished | { status: 'unfinished'; retryInMs?: number }> {
     const base = { topic: batch.topic, partition: batch.partition, message }
@@ -626,13 +660,12 @@ export class Distributor {
     const record = decoded.record
     const { maxAttempts, retryBaseMs, retryCapMs, crashLoopLimit } = this.#deps.config.delivery
     const previous = history?.attempts ?? 0
-    if ((history?.starts ?? 1) > crashLoopLimit) {
-      const reason = `crash-loop: delivery started ${history?.starts} times without finishing`
+    // Only deaths count (crash-guard.ts): a distributor died with this record in flight that many times.
+    const crashes = history?.crashes ?? 0
+    if (crashes >= crashLoopLimit) {
+      const reason = `crash-loop: the distributor died ${crashes} times while delivering it`
       this.#deps.metrics.crashLoops.inc()
-      log.error(
-        { id: record.id, starts: history?.starts },
-        'record keeps crashing the distributor: dead-lettered',
-      )
+      log.error({ id: record.id, crashes }, 'record keeps crashing the distributor: dead-lettered')
       deadLetter({ ...base, reason, failureClass: 'crash-loop', attempts: previous })
       return {
         record,

@@ -85,6 +85,12 @@ export function createDistributorMetrics(labels: { channel: string }) {
       labelNames: ['reason'] as const,
       registers: [registry],
     }),
+    skipped: new Counter({
+      name: 'herald_deliveries_skipped_total',
+      help: 'Records not delivered because their notification had already finished (already_final: a re-read offset or a repeated id).',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
     crashLoops: new Counter({
       name: 'herald_crash_loop_dead_letters_total',
       help: 'Records dead-lettered because their delivery kept crashing the process.',

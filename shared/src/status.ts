@@ -47,6 +47,13 @@ export class StatusStore {
     return { applied: applied === 1, status: after }
   }
 
+  /** The status and attempt count only (one HMGET): what a distributor checks before each delivery. */
+  async peek(id: string): Promise<{ status: Status; attempts: number } | undefined> {
+    const [status, attempts] = await this.#redis.hmget(this.#keys.status(id), 'status', 'attempts')
+    if (!status) return undefined
+    return { status: status as Status, attempts: Number(attempts ?? 0) }
+  }
+
   async get(id: string): Promise<StatusView | undefined> {
     const hash = await this.#redis.hgetall(this.#keys.status(id))
     if (!hash.status) return undefined

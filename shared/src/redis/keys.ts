@@ -8,8 +8,13 @@ export interface RedisKeys {
   idempotency: (apiKeyName: string, key: string) => string
   /** Hash per (group, topic): field <partition> → next offset; <partition>:token → fencing token. */
   offsets: (group: string, topic: string) => string
-  /** Hash per (group, topic): field <partition>:<offset> → delivery attempts (crash-loop counter). */
+  /**
+   * Hash per (group, topic), for records started and not yet finished: field <partition>:<offset>:attempts
+   * → failed delivery attempts; <partition>:<offset>:starters → the processes that started it (crash guard).
+   */
   attempts: (group: string, topic: string) => string
+  /** String per distributor process: `alive` (short TTL, refreshed) or `stopped` (a clean stop). */
+  liveness: (group: string, topic: string, instance: string) => string
   /** Sorted set per partition: offsets finished beyond the stored next (score = offset), skipped by a new claim. */
   finished: (group: string, topic: string, partition: number) => string
 }
@@ -20,6 +25,7 @@ export function redisKeys(prefix = 'herald'): RedisKeys {
     idempotency: (apiKeyName, key) => `${prefix}:idem:${apiKeyName}:${key}`,
     offsets: (group, topic) => `${prefix}:{${group}:${topic}}:offsets`,
     attempts: (group, topic) => `${prefix}:{${group}:${topic}}:attempts`,
+    liveness: (group, topic, instance) => `${prefix}:{${group}:${topic}}:alive:${instance}`,
     finished: (group, topic, partition) => `${prefix}:{${group}:${topic}}:finished:${partition}`,
   }
 }

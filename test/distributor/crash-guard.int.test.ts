@@ -1,0 +1,272 @@
+// The check before every delivery, against the real Kafka, Redis and the Twilio stand-in: a record whose
+// notification already finished is skipped (a replayed offset, a repeated id) unless it is a dead-letter
+// replay, and only a process that died with a record in flight counts towards its crash loop.
+// Distributors run in this process, so a test can compose a fault into one of their parts.
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { type Config, loadConfig } from '@herald/shared/config'
+import { DeadLetterStore } from '@herald/shared/dead-letters'
+import { createLogger } from '@herald/shared/logger'
+import { createRedis, defineScripts, type Redis, sharedScripts } from '@herald/shared/redis/client'
+import { redisKeys } from '@herald/shared/redis/keys'
+import { type Status, type StatusMode, StatusStore } from '@herald/shared/status'
+import type { Admin, Kafka, Producer } from 'kafkajs'
+import { type Sandbox, startSandbox } from '../../dev/standins/index.ts'
+import { createChannel } from '../../distributor/src/channels/index.ts'
+import { Distributor } from '../../distributor/src/consumer.ts'
+import { createDistributorMetrics, type DistributorMetrics } from '../../distributor/src/metrics.ts'
+import { kafkaBrokers, redisUrl, requireServers } from '../helpers.ts'
+import {
+  createTopics,
+  deleteNamespace,
+  namespace,
+  newProducer,
+  produceRecords,
+  serviceEnv,
+  type TestNamespace,
+  testKafka,
+} from '../support/fixtures.ts'
+import { eventually } from '../support/service-process.ts'
+
+let sandbox: Sandbox
+let kafka: Kafka
+let admin: Admin
+let producer: Producer
+let redis: Redis
+const namespaces: TestNamespace[] = []
+const running = new Set<Distributor>()
+const connections: Redis[] = []
+
+before(async () => {
+  await requireServers()
+  for (const name of [
+    'SMTP_STANDIN_PORT',
+    'SMTP_STANDIN_HTTP_PORT',
+    'TWILIO_STANDIN_PORT',
+    'SLACK_STANDIN_PORT',
+  ]) {
+    process.env[name] = '0'
+  }
+  sandbox = await startSandbox({ quiet: true })
+  kafka = testKafka(kafkaBrokers())
+  admin = kafka.admin()
+  await admin.connect()
+  producer = await newProducer(kafka)
+  redis = createRedis(redisUrl())
+  defineScripts(redis, sharedScripts)
+  await redis.connect()
+})
+
+after(async () => {
+  for (const d of running) await d.stop().catch(() => {})
+  for (const c of connections) c.disconnect()
+  for (const ns of namespaces) await deleteNamespace(admin, redis, ns)
+  await sandbox?.close()
+  await producer?.disconnect()
+  await admin?.disconnect()
+  redis?.disconnect()
+})
+
+async function setup(label: string): Promise<TestNamespace> {
+  const ns = namespace(label)
+  namespaces.push(ns)
+  await createTopics(admin, ns, 4, kafkaBrokers())
+  return ns
+}
+
+interface Running {
+  distributor: Distributor
+  metrics: DistributorMetrics
+  stop(): Promise<void>
+}
+
+/** An SMS distributor of the namespace in this process; `statuses` may wrap the real store with a fault. */
+async function startDistributor(
+  ns: TestNamespace,
+  options: { statuses?: (config: Config, redis: Redis) => StatusStore } = {},
+): Promise<Running> {
+  const config = loadConfig(
+    serviceEnv(ns, sandbox.env, { CHANNEL: 'sms', RETRY_BASE_MS: '50' }),
+    'distributor',
+  )
+  const connection = createRedis(config.redisUrl)
+  connections.push(connection)
+  defineScripts(connection, sharedScripts)
+  await connection.connect()
+  const keys = redisKeys(config.keyPrefix)
+  const metrics = createDistributorMetrics({ channel: 'sms' })
+  const channel = createChannel(config)
+  const distributor = new Distributor({
+    kafka,
+    redis: connection,
+    keys,
+    statuses:
+      options.statuses?.(config, connection) ?? new StatusStore(connection, keys, config.statusTtlSeconds),
+    channel,
+    config,
+    logger: createLogger({
+      service: 'distributor',
+      level: process.env.HERALD_TEST_VERBOSE ? 'info' : 'silent',
+    }),
+    metrics,
+    topics: {
+      main: ns.topics.main('sms'),
+      deadLetter: ns.topics.deadLetter('sms'),
+      events: ns.topics.events,
+    },
+    groupId: ns.groupId('sms'),
+  })
+  running.add(distributor)
+  await distributor.start((error) => assert.fail(`kafkajs crashed: ${error.message}`))
+  await eventually('the distributor to claim its partitions', () =>
+    distributor.heldPartitions.length === 4 ? true : undefined,
+  )
+  return {
+    distributor,
+    metrics,
+    stop: async () => {
+      await distributor.stop()
+      running.delete(distributor)
+      await channel.close()
+    },
+  }
+}
+
+let sequence = 0
+function sms(ns: TestNamespace, to: string, message = `sms ${++sequence}`) {
+  return {
+    v: 1 as const,
+    id: `${ns.prefix}-${++sequence}`,
+    channel: 'sms' as const,
+    to,
+    message,
+    createdAt: new Date().toISOString(),
+  }
+}
+
+const statusesOf = (ns: TestNamespace) => new StatusStore(redis, redisKeys(ns.prefix), 3600)
+const received = (text: string) => sandbox.twilio.messages().filter((m) => m.text === text).length
+
+async function finalStatus(ns: TestNamespace, id: string, timeoutMs = 30_000) {
+  return eventually(
+    `final status of ${id}`,
+    async () => {
+      const view = await statusesOf(ns).get(id)
+      return view && ['delivered', 'dead_lettered', 'expired'].includes(view.status) ? view : undefined
+    },
+    timeoutMs,
+  )
+}
+
+/** The next offset Redis holds for a partition of the namespace's SMS topic. */
+async function storedNext(ns: TestNamespace, partition: number): Promise<number | undefined> {
+  const value = await redis.hget(
+    redisKeys(ns.prefix).offsets(ns.groupId('sms'), ns.topics.main('sms')),
+    String(partition),
+  )
+  return value === null ? undefined : Number(value)
+}
+
+async function counterValue(
+  counter: { get(): Promise<{ values: Array<{ value: number; labels: object }> }> },
+  labels: Record<string, string> = {},
+): Promise<number> {
+  const { values } = await counter.get()
+  return values
+    .filter((v) =>
+      Object.entries(labels).every(([k, want]) => (v.labels as Record<string, string>)[k] === want),
+    )
+    .reduce((sum, v) => sum + v.value, 0)
+}
+
+describe('records whose notification already finished', () => {
+  test('a record read again after its notification was delivered is skipped, counted and its offset advances', async () => {
+    const ns = await setup('final')
+    const record = sms(ns, '+14155550601', 'delivered once only')
+    const first = await startDistributor(ns)
+    await produceRecords(producer, ns.topics.main('sms'), [record], 0)
+    assert.equal((await finalStatus(ns, record.id)).status, 'delivered')
+    await eventually('the offset to pass the record', async () =>
+      (await storedNext(ns, 0)) === 1 ? true : undefined,
+    )
+    await first.stop()
+    assert.equal(received(record.message), 1)
+
+    // The offset is read again (as after a crash before it was recorded), and the same id comes again.
+    await redis.hset(redisKeys(ns.prefix).offsets(ns.groupId('sms'), ns.topics.main('sms')), '0', '0')
+    await produceRecords(producer, ns.topics.main('sms'), [record], 0)
+    const second = await startDistributor(ns)
+    await eventually(
+      'the offset to pass both copies',
+      async () => ((await storedNext(ns, 0)) === 2 ? true : undefined),
+      30_000,
+    )
+    assert.equal(received(record.message), 1, 'the provider got the notification once')
+    assert.equal(await counterValue(second.metrics.skipped, { reason: 'already_final' }), 2)
+    assert.equal(await counterValue(second.metrics.deliveries), 0, 'no second outcome was recorded')
+    assert.equal((await statusesOf(ns).get(record.id))?.status, 'delivered')
+    await second.stop()
+  })
+
+  test('a dead-letter replay is delivered although its notification is dead-lettered', async () => {
+    const ns = await setup('replay')
+    const to = '+14155550602'
+    const record = sms(ns, to, 'replayed after a fix')
+    const d = await startDistributor(ns)
+    try {
+      sandbox.twilio.setFaults({ permanentRecipients: [to], permanentCode: 21211 })
+      await produceRecords(producer, ns.topics.main('sms'), [record])
+      assert.equal((await finalStatus(ns, record.id)).status, 'dead_lettered')
+      sandbox.twilio.setFaults({})
+
+      // Read before its status is requeued (a replay writes the record first): the replay header decides.
+      await new DeadLetterStore(kafka, ns.topics).replay('sms', { errorClass: 'permanent' })
+      await eventually('the replayed record to be delivered', () =>
+        received(record.message) === 1 ? true : undefined,
+      )
+      // The api's path: the record again, then the status back to queued.
+      await new DeadLetterStore(kafka, ns.topics, statusesOf(ns)).replay('sms', { errorClass: 'permanent' })
+      await eventually('the second replay to be delivered', () =>
+        received(record.message) === 2 ? true : undefined,
+      )
+      assert.equal(await counterValue(d.metrics.skipped), 0)
+    } finally {
+      sandbox.twilio.setFaults({})
+      await d.stop()
+    }
+  })
+})
+
+describe('the crash-loop counter', () => {
+  test('a record started again and again by a live distributor whose batches fail is delivered, not dead-lettered as a crash loop', async () => {
+    const ns = await setup('no-crash')
+    const record = sms(ns, '+14155550603', 'started often, never crashed')
+    let refused = 0
+    // A Redis error on the status write fails the batch after the send: kafkajs runs the batch again, in
+    // the same live process, four times over.
+    class RefusingStatuses extends StatusStore {
+      override async set(
+        id: string,
+        status: Status,
+        mode: StatusMode,
+        fields?: Record<string, string | number>,
+      ) {
+        if (id === record.id && status === 'delivered' && refused < 4) {
+          refused += 1
+          throw new Error('injected: Redis refused the status write')
+        }
+        return super.set(id, status, mode, fields)
+      }
+    }
+    const d = await startDistributor(ns, {
+      statuses: (config, connection) =>
+        new RefusingStatuses(connection, redisKeys(config.keyPrefix), config.statusTtlSeconds),
+    })
+    await produceRecords(producer, ns.topics.main('sms'), [record])
+    const view = await finalStatus(ns, record.id, 60_000)
+    assert.equal(view.status, 'delivered', `not dead-lettered (${view.lastError ?? ''})`)
+    assert.equal(refused, 4, 'the batch failed four times')
+    assert.equal(await counterValue(d.metrics.crashLoops), 0)
+    await d.stop()
+  })
+})
