@@ -24,7 +24,7 @@ export interface AppDeps {
   topics: TopicNames
   metrics: ApiMetrics
   logger: Logger
-  /** Operator access to dead letters (list, replay). */
+  /** Operator access to dead letters (list, replay), for admin API keys only. */
   deadLetters?: DeadLetterStore
   /** Test-only: retain 64 KiB per request, to show that the hostile-input memory check catches a leak. */
   leakForTests?: boolean
@@ -129,7 +129,8 @@ export function createApp(deps: AppDeps): express.Express {
   })
   app.use('/api/v1', express.json({ limit: config.maxBodyBytes, strict: false, type: 'application/json' }))
   app.use('/api/v1', notificationRoutes({ ...deps, maxBatch }))
-  if (deps.deadLetters) app.use('/api/v1', deadLetterRoutes(deps.deadLetters))
+  if (deps.deadLetters)
+    app.use('/api/v1', deadLetterRoutes(deps.deadLetters, { anyApiKeys: config.apiKeys.size > 0 }))
 
   app.use((req: Request, _res: Response, next: NextFunction) => {
     next(new ApiError(404, 'not_found', `no route ${req.method} ${req.path}`))

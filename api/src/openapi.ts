@@ -1,6 +1,7 @@
 // The OpenAPI 3.1 document, generated from the same zod schemas that validate requests, so it cannot drift.
 import { messageLimits, requestSchemas } from '@herald/shared/notification'
 import { z } from 'zod'
+import { defaultPageSize, errorClasses, maxPageSize } from './routes/dead-letters.ts'
 
 export const acceptedSchema = z.object({
   id: z.string().describe('Time-ordered notification id (UUIDv7)'),
@@ -39,6 +40,59 @@ export const batchResultSchema = z.object({
   ),
 })
 
+export const deadLetterSchema = z.object({
+  partition: z.number().int(),
+  offset: z.string(),
+  id: z.string().optional().describe('The notification id (absent when the record was unreadable)'),
+  key: z.string().optional(),
+  errorClass: z.string(),
+  error: z.string(),
+  attempts: z.number().int(),
+  failedAt: z.string(),
+  original: z.object({ topic: z.string(), partition: z.number().int(), offset: z.string() }),
+})
+
+const nextCursor = z
+  .string()
+  .nullable()
+  .describe('Pass as `cursor` for the next page; null once the dead-letter topic was read to its end')
+
+export const deadLetterPageSchema = z.object({
+  channel: z.enum(['email', 'sms', 'slack']),
+  deadLetters: z.array(deadLetterSchema),
+  nextCursor,
+})
+
+export const replayResultSchema = z.object({
+  channel: z.enum(['email', 'sms', 'slack']),
+  replayed: z.array(deadLetterSchema),
+  nextCursor,
+})
+
+const pageSize = z
+  .number()
+  .int()
+  .min(1)
+  .max(maxPageSize)
+  .default(defaultPageSize)
+  .describe(`Page size: ${defaultPageSize} by default, at most ${maxPageSize} (more is a 400 naming limit)`)
+
+export const replayRequestSchema = z
+  .object({
+    at: z
+      .array(z.string().regex(/^\d+:\d+$/))
+      .max(maxPageSize)
+      .optional()
+      .describe('partition:offset'),
+    class: z.enum(errorClasses).optional(),
+    since: z.string().optional().describe('ISO 8601 date-time'),
+    until: z.string().optional().describe('ISO 8601 date-time'),
+    all: z.boolean().optional(),
+    limit: pageSize,
+    cursor: z.string().optional(),
+  })
+  .strict()
+
 const json = (schema: z.ZodType, io: 'input' | 'output' = 'output') => {
   const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as Record<
     string,
@@ -61,6 +115,15 @@ const commonErrors = {
   default: errorResponse('Any other error, e.g. 405 method_not_allowed (with Allow), 404 not_found'),
 }
 
+const channelParameter = {
+  name: 'channel',
+  in: 'path',
+  required: true,
+  schema: { type: 'string', enum: ['email', 'sms', 'slack'] },
+}
+
+const forbidden = errorResponse('Not an admin key (API_KEYS entry name:key:admin), or no API keys configured')
+
 export function buildOpenApi(options: { maxBatch: number }) {
   const notification = {
     oneOf: (['email', 'sms', 'slack'] as const).map((c) => ({
@@ -77,7 +140,16 @@ export function buildOpenApi(options: { maxBatch: number }) {
         `notification will be delivered or dead-lettered. Message limits: ${JSON.stringify(messageLimits)}.`,
     },
     components: {
-      securitySchemes: { apiKey: { type: 'http', scheme: 'bearer' } },
+      securitySchemes: {
+        apiKey: {
+          type: 'http',
+          scheme: 'bearer',
+          description:
+            'An API key from API_KEYS (name:key, a sender; name:key:admin, an admin). Senders send and read ' +
+            'statuses; only admins read and replay dead letters. With no keys configured the api accepts ' +
+            'notifications from anyone and refuses the dead-letter endpoints.',
+        },
+      },
       schemas: {
         emailNotification: json(requestSchemas.email, 'input'),
         smsNotification: json(requestSchemas.sms, 'input'),
@@ -86,6 +158,10 @@ export function buildOpenApi(options: { maxBatch: number }) {
         Error: json(errorSchema),
         Status: json(statusSchema),
         BatchResult: json(batchResultSchema),
+        DeadLetter: json(deadLetterSchema),
+        DeadLetterPage: json(deadLetterPageSchema),
+        ReplayRequest: json(replayRequestSchema, 'input'),
+        ReplayResult: json(replayResultSchema),
       },
     },
     security: [{ apiKey: [] }],
@@ -155,6 +231,59 @@ export function buildOpenApi(options: { maxBatch: number }) {
             },
             '404': errorResponse('Unknown id'),
             '503': errorResponse('Status store unavailable', { retryAfter: true }),
+            ...commonErrors,
+          },
+        },
+      },
+      '/api/v1/dead-letters/{channel}': {
+        get: {
+          summary: "One page of a channel's dead letters, oldest first per partition (admin keys only)",
+          parameters: [
+            channelParameter,
+            {
+              name: 'class',
+              in: 'query',
+              required: false,
+              schema: { type: 'string', enum: [...errorClasses] },
+            },
+            { name: 'since', in: 'query', required: false, schema: { type: 'string', format: 'date-time' } },
+            { name: 'until', in: 'query', required: false, schema: { type: 'string', format: 'date-time' } },
+            { name: 'limit', in: 'query', required: false, schema: json(pageSize, 'input') },
+            {
+              name: 'cursor',
+              in: 'query',
+              required: false,
+              schema: { type: 'string' },
+              description: 'nextCursor of the previous page',
+            },
+          ],
+          responses: {
+            '200': {
+              description: 'Up to `limit` dead letters and the cursor of the next page',
+              content: { 'application/json': { schema: { $ref: '#/components/schemas/DeadLetterPage' } } },
+            },
+            '400': errorResponse('A bad filter, limit or cursor: details name the field'),
+            '403': forbidden,
+            ...commonErrors,
+          },
+        },
+      },
+      '/api/v1/dead-letters/{channel}/replay': {
+        post: {
+          summary:
+            'Replays one page of the chosen dead letters (same id, status back to queued); admin keys only',
+          parameters: [channelParameter],
+          requestBody: {
+            required: true,
+            content: { 'application/json': { schema: { $ref: '#/components/schemas/ReplayRequest' } } },
+          },
+          responses: {
+            '200': {
+              description: 'What was replayed, and the cursor of the next page to replay',
+              content: { 'application/json': { schema: { $ref: '#/components/schemas/ReplayResult' } } },
+            },
+            '400': errorResponse('No selection (at, class, since/until or all), or a bad field'),
+            '403': forbidden,
             ...commonErrors,
           },
         },

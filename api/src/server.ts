@@ -121,6 +121,7 @@ export async function startApi(
     },
   })
   const keys = redisKeys(config.keyPrefix)
+  const deadLetters = new DeadLetterStore(kafka, names, new StatusStore(redis, keys, config.statusTtlSeconds))
   let kafkaCheck = { at: 0, ok: true }
   const app = createApp({
     config,
@@ -133,7 +134,7 @@ export async function startApi(
     }),
     topics: names,
     metrics,
-    deadLetters: new DeadLetterStore(kafka, names, new StatusStore(redis, keys, config.statusTtlSeconds)),
+    deadLetters,
     ...(options.leakForTests ? { leakForTests: true } : {}),
     logger,
     kafkaReady: async () => {
@@ -168,6 +169,7 @@ export async function startApi(
       })
       await producer.drain()
       await kafkaProducer.disconnect().catch(() => {})
+      await deadLetters.close().catch(() => {})
       await admin.disconnect().catch(() => {})
       await redis.quit().catch(() => redis.disconnect())
     },

@@ -15,6 +15,8 @@ import { type RunningApi, startApi } from '../src/server.ts'
 
 const ns = namespace('api')
 const auth = { authorization: 'Bearer s3cret', 'content-type': 'application/json' }
+/** The `ci` key: a sender, not an admin. */
+const senderAuth = { authorization: 'Bearer other', 'content-type': 'application/json' }
 let api: RunningApi
 let kafka: Kafka
 let admin: Admin
@@ -30,7 +32,7 @@ before(async () => {
       TOPIC_PREFIX: ns.prefix,
       KEY_PREFIX: ns.prefix,
       TOPIC_PARTITIONS: '3',
-      API_KEYS: 'ops:s3cret,ci:other',
+      API_KEYS: 'ops:s3cret:admin,ci:other',
       DEFAULT_EMAIL_TO: 'oncall@example.com',
       SLACK_WEBHOOK_URL: 'http://127.0.0.1:9/services/T/B/default',
       SLACK_WEBHOOKS: JSON.stringify({ ops: 'http://127.0.0.1:9/services/T/B/ops' }),
@@ -625,23 +627,176 @@ describe('OpenAPI', () => {
       await post([{ channel: 'email', message: 'a' }, { channel: 'fax' }], {}, batch),
     )
     await check(batch, 'post', await post({ not: 'an array' }, {}, batch))
-    assert.equal(checked.size, 12, [...checked].join(', '))
+    const letters = '/api/v1/dead-letters/{channel}'
+    await check(letters, 'get', await fetch(`${api.url}/api/v1/dead-letters/sms?limit=2`, { headers: auth }))
+    await check(letters, 'get', await fetch(`${api.url}/api/v1/dead-letters/sms`, { headers: senderAuth }))
+    await check(letters, 'get', await fetch(`${api.url}/api/v1/dead-letters/sms?limit=0`, { headers: auth }))
+    const replay = '/api/v1/dead-letters/{channel}/replay'
+    await check(replay, 'post', await post({ class: 'permanent' }, {}, '/api/v1/dead-letters/sms/replay'))
+    await check(replay, 'post', await post({ all: true }, senderAuth, '/api/v1/dead-letters/sms/replay'))
+    assert.equal(checked.size, 17, [...checked].join(', '))
   })
 })
 
 describe('dead letters over the api', () => {
-  test('listing needs the API key, names the channel, and a replay needs a selection', async () => {
+  /** Writes `count` dead letters to the email dead-letter topic, as a distributor does. */
+  async function writeLetters(count: number, errorClass = 'permanent'): Promise<void> {
+    const producer = kafka.producer({ createPartitioner: kafkajs.Partitioners.DefaultPartitioner })
+    await producer.connect()
+    try {
+      await producer.send({
+        topic: ns.topics.deadLetter('email'),
+        acks: -1,
+        messages: Array.from({ length: count }, (_, i) => ({
+          key: `r${i}@example.com`,
+          value: JSON.stringify({
+            v: 1,
+            id: `dl-${errorClass}-${i}`,
+            channel: 'email',
+            to: `r${i}@example.com`,
+          }),
+          headers: {
+            'herald-error': '550 no such mailbox',
+            'herald-error-class': errorClass,
+            'herald-attempts': '1',
+            'herald-original-topic': ns.topics.main('email'),
+            'herald-original-partition': '0',
+            'herald-original-offset': String(i),
+            'herald-failed-at': new Date().toISOString(),
+          },
+        })),
+      })
+    } finally {
+      await producer.disconnect()
+    }
+  }
+
+  interface Page {
+    channel: string
+    deadLetters: Array<{ partition: number; offset: string; id: string }>
+    nextCursor: string | null
+  }
+
+  test('listing needs an admin key, names the channel, and a replay needs a selection', async () => {
     const denied = await fetch(`${api.url}/api/v1/dead-letters/email`)
     assert.equal(denied.status, 401)
-    const listed = await fetch(`${api.url}/api/v1/dead-letters/email?class=permanent`, { headers: auth })
+    const listed = await fetch(`${api.url}/api/v1/dead-letters/slack?class=permanent`, { headers: auth })
     assert.equal(listed.status, 200)
-    assert.deepEqual(await listed.json(), { channel: 'email', deadLetters: [] })
+    assert.deepEqual(await listed.json(), { channel: 'slack', deadLetters: [], nextCursor: null })
     assert.equal((await fetch(`${api.url}/api/v1/dead-letters/fax`, { headers: auth })).status, 404)
     const badClass = await fetch(`${api.url}/api/v1/dead-letters/email?class=nope`, { headers: auth })
     assert.equal(badClass.status, 400)
     const noSelection = await post({}, {}, '/api/v1/dead-letters/email/replay')
     assert.equal(noSelection.status, 400)
     const replayed = await post({ all: true }, {}, '/api/v1/dead-letters/sms/replay')
-    assert.deepEqual(await replayed.json(), { channel: 'sms', replayed: [] })
+    assert.deepEqual(await replayed.json(), { channel: 'sms', replayed: [], nextCursor: null })
+  })
+
+  test('a sender key can neither list nor replay dead letters', async () => {
+    const listed = await fetch(`${api.url}/api/v1/dead-letters/email`, { headers: senderAuth })
+    assert.equal(listed.status, 403)
+    const body = (await listed.json()) as { error: string; message: string }
+    assert.equal(body.error, 'forbidden')
+    assert.match(body.message, /admin API key/)
+    const replayed = await post({ all: true }, senderAuth, '/api/v1/dead-letters/email/replay')
+    assert.equal(replayed.status, 403)
+    assert.equal((await post({ channel: 'email', message: 'senders still send' }, senderAuth)).status, 202)
+  })
+
+  test('with no API keys configured, the dead-letter endpoints refuse everyone', async () => {
+    const open = await startApi(
+      loadConfig(
+        {
+          KAFKA_BROKERS: kafkaBrokers(),
+          REDIS_URL: redisUrl(),
+          PORT: '0',
+          TOPIC_PREFIX: ns.prefix,
+          KEY_PREFIX: ns.prefix,
+          TOPIC_PARTITIONS: '3',
+          DEFAULT_EMAIL_TO: 'oncall@example.com',
+        },
+        'api',
+      ),
+      createLogger({ service: 'api', level: 'silent' }),
+    )
+    try {
+      const listed = await fetch(`${open.url}/api/v1/dead-letters/email`)
+      assert.equal(listed.status, 403)
+      assert.match(((await listed.json()) as { message: string }).message, /none is configured/)
+      const replayed = await fetch(`${open.url}/api/v1/dead-letters/email/replay`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ all: true }),
+      })
+      assert.equal(replayed.status, 403)
+    } finally {
+      await open.stop()
+    }
+  })
+
+  test('listing comes in pages: 50 by default, at most 500, and a cursor leads to the next page', async () => {
+    await writeLetters(120)
+    const seen = new Set<string>()
+    const sizes: number[] = []
+    let cursor: string | null = null
+    do {
+      const query: string = cursor ? `?cursor=${encodeURIComponent(cursor)}` : ''
+      const r = await fetch(`${api.url}/api/v1/dead-letters/email${query}`, { headers: auth })
+      assert.equal(r.status, 200)
+      const page = (await r.json()) as Page
+      sizes.push(page.deadLetters.length)
+      for (const l of page.deadLetters) {
+        const at = `${l.partition}:${l.offset}`
+        assert.ok(!seen.has(at), `${at} is on one page only`)
+        seen.add(at)
+      }
+      cursor = page.nextCursor
+    } while (cursor !== null && sizes.length < 10)
+    assert.deepEqual(sizes.slice(0, 2), [50, 50], 'full pages of the default size')
+    assert.equal(seen.size, 120, `every letter once (pages ${sizes.join(', ')})`)
+
+    const all = (await (
+      await fetch(`${api.url}/api/v1/dead-letters/email?limit=500`, { headers: auth })
+    ).json()) as Page
+    assert.deepEqual([all.deadLetters.length, all.nextCursor], [120, null])
+    const tooMany = await fetch(`${api.url}/api/v1/dead-letters/email?limit=501`, { headers: auth })
+    assert.equal(tooMany.status, 400)
+    const tooManyBody = (await tooMany.json()) as { details: Array<{ field: string }> }
+    assert.deepEqual(
+      tooManyBody.details.map((d) => d.field),
+      ['limit'],
+    )
+    const badCursor = await fetch(`${api.url}/api/v1/dead-letters/email?cursor=not-a-cursor`, {
+      headers: auth,
+    })
+    assert.equal(badCursor.status, 400)
+    assert.deepEqual(
+      ((await badCursor.json()) as { details: Array<{ field: string }> }).details.map((d) => d.field),
+      ['cursor'],
+    )
+  })
+
+  test('a replay goes page by page too, and writes each chosen letter once', async () => {
+    await writeLetters(30, 'retryable')
+    const before = (await totals()).email ?? 0
+    const replayed: string[] = []
+    const first = await post({ class: 'retryable', limit: 20 }, {}, '/api/v1/dead-letters/email/replay')
+    assert.equal(first.status, 200)
+    const page1 = (await first.json()) as { replayed: Page['deadLetters']; nextCursor: string | null }
+    replayed.push(...page1.replayed.map((l) => l.id))
+    assert.equal(page1.replayed.length, 20)
+    assert.ok(page1.nextCursor)
+    const second = await post(
+      { class: 'retryable', limit: 20, cursor: page1.nextCursor },
+      {},
+      '/api/v1/dead-letters/email/replay',
+    )
+    const page2 = (await second.json()) as { replayed: Page['deadLetters']; nextCursor: string | null }
+    replayed.push(...page2.replayed.map((l) => l.id))
+    assert.equal(page2.nextCursor, null)
+    assert.equal(new Set(replayed).size, 30)
+    await eventually('the replayed records in the main topic', async () =>
+      (await totals()).email === before + 30 ? true : undefined,
+    )
   })
 })

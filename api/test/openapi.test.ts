@@ -52,13 +52,30 @@ const invalid: unknown[] = [
 ]
 
 describe('the published OpenAPI document', () => {
-  test('is OpenAPI 3.1 and documents every notification route', () => {
+  test('is OpenAPI 3.1 and documents every route behind the API key', () => {
     assert.equal(doc.openapi, '3.1.0')
     assert.deepEqual(Object.keys(doc.paths).sort(), [
+      '/api/v1/dead-letters/{channel}',
+      '/api/v1/dead-letters/{channel}/replay',
       '/api/v1/notification',
       '/api/v1/notification/{id}',
       '/api/v1/notifications',
     ])
+  })
+
+  test('dead-letter routes say they are for admin keys and come in pages of 50, at most 500', () => {
+    const list = doc.paths['/api/v1/dead-letters/{channel}'].get
+    const replay = doc.paths['/api/v1/dead-letters/{channel}/replay'].post
+    for (const operation of [list, replay]) assert.ok(operation.responses['403'], '403 documented')
+    assert.match(doc.components.securitySchemes.apiKey.description, /name:key:admin/)
+    const limit = list.parameters.find((p) => p.name === 'limit')?.schema as Record<string, unknown>
+    assert.deepEqual([limit.default, limit.minimum, limit.maximum], [50, 1, 500])
+    assert.ok(list.parameters.some((p) => p.name === 'cursor'))
+    const request = validatorOf(replay.requestBody.content['application/json'].schema)
+    assert.ok(request({ class: 'permanent', limit: 500, cursor: 'MDow' }), JSON.stringify(request.errors))
+    assert.ok(request({ at: ['0:12'] }), JSON.stringify(request.errors))
+    assert.equal(request({ all: true, limit: 501 }), false, 'more than 500 per page')
+    assert.equal(request({ all: true, extra: 1 }), false, 'unknown fields')
   })
 
   test('every body the api accepts matches exactly one request schema', () => {

@@ -74,8 +74,10 @@ async function main(argv: string[]): Promise<number> {
       topicNames(config.topics.prefix),
       new StatusStore(redis, redisKeys(config.keyPrefix), config.statusTtlSeconds),
     )
-    const letters =
-      action === 'list' ? await store.list(channel, filter) : await store.replay(channel, filter)
+    const letters = await (action === 'list'
+      ? store.list(channel, filter)
+      : store.replay(channel, filter)
+    ).finally(() => store.close())
     if (values.json) console.log(JSON.stringify(letters, null, 2))
     else {
       for (const l of letters) {
