@@ -51,4 +51,15 @@ describe('configuration errors', () => {
     assert.match(message, /PRODUCE_TIMEOUT_MS: .*"soon"/)
     assert.match(message, /LOG_LEVEL: .*"loud"/)
   })
+
+  test('API_KEYS entries are senders unless they say admin; another role is an error', () => {
+    const config = loadConfig({ API_KEYS: 'ops:k1:admin, ci:k2 ,bot:k3:sender' }, 'api')
+    assert.deepEqual(Object.fromEntries(config.apiKeys), {
+      ops: { key: 'k1', role: 'admin' },
+      ci: { key: 'k2', role: 'sender' },
+      bot: { key: 'k3', role: 'sender' },
+    })
+    assert.match(problemsOf({ API_KEYS: 'ops:k1:root' }), /API_KEYS: entry 1 has an unknown role/)
+    assert.match(problemsOf({ API_KEYS: 'ops:k1,ops:k2' }), /API_KEYS: entry 2 repeats the name/)
+  })
 })
