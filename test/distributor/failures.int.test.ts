@@ -104,6 +104,10 @@ async function finalStatus(ns: TestNamespace, id: string, timeoutMs = 30_000) {
 
 const started = (p: ServiceProcess) => p.waitForLog((l) => l.msg === 'claimed partition', 30_000)
 
+/** How often the breaker opened: the first failure, then once per probe the provider failed again. */
+const breakerOpenings = (p: ServiceProcess) =>
+  p.lines.filter((l) => String(l.msg ?? '').startsWith('BREAKER OPEN')).length
+
 async function metricsOf(p: ServiceProcess): Promise<string> {
   const line = await p.waitForLog((l) => typeof l.metricsPort === 'number')
   return (await fetch(`http://127.0.0.1:${line.metricsPort}/metrics`)).text()
@@ -286,7 +290,12 @@ describe('retries and dead letters', () => {
     let runs = 0
     for (; runs < 8; runs++) {
       const d = smsDistributor(ns, `crash-${runs}`, { HERALD_TEST_CRASH_ON: 'CRASH-ME' })
-      const exit = await Promise.race([d.exited, finalStatus(ns, next.id, 20_000).then(() => 'done')])
+      // The poll of a run that crashed goes on after the race: it must end without an unhandled rejection.
+      const delivered = finalStatus(ns, next.id, 60_000).then(
+        () => 'done',
+        () => 'neither crashed nor delivered within 60 s',
+      )
+      const exit = await Promise.race([d.exited, delivered])
       if (exit === 'done') {
         d.kill('SIGTERM')
         await d.exited
@@ -316,7 +325,8 @@ describe('provider failures', () => {
     await produceRecords(producer, ns.topics.main('sms'), records)
     await d.waitForLog((l) => String(l.msg ?? '').startsWith('BREAKER OPEN'))
     assert.match(await metricsOf(d), /herald_breaker_open\{[^}]*\} 1/)
-    await new Promise((resolve) => setTimeout(resolve, 6000))
+    // Two failed probes: the outage outlasted more attempts than MAX_ATTEMPTS allows a record.
+    await eventually('two failed probes', () => (breakerOpenings(d) >= 3 ? true : undefined), 30_000)
     sandbox.twilio.setFaults({})
     const views = await Promise.all(records.map((r) => finalStatus(ns, r.id, 60_000)))
     assert.deepEqual(
@@ -342,12 +352,18 @@ describe('provider failures', () => {
     await produceRecords(producer, ns.topics.main('sms'), [record])
     const open = await d.waitForLog((l) => String(l.msg ?? '').startsWith('BREAKER OPEN'))
     assert.match(String(open.reason), /TWILIO_20003/)
-    await new Promise((resolve) => setTimeout(resolve, 3000))
-    assert.equal(
-      (await statuses(ns).get(record.id))?.status ?? 'queued',
-      'queued',
-      'not dead-lettered while the breaker is open',
+    // Each opening after the first is a probe that sent the record and was refused again. Three sends with
+    // MAX_ATTEMPTS=2 would have dead-lettered it, had the refusals counted as attempts; then the openings
+    // stop and the status is final instead.
+    const statusAfterProbes = await eventually(
+      'two failed probes, or a final status',
+      async () => {
+        const status = (await statuses(ns).get(record.id))?.status ?? 'queued'
+        return breakerOpenings(d) >= 3 || ['delivered', 'dead_lettered'].includes(status) ? status : undefined
+      },
+      30_000,
     )
+    assert.equal(statusAfterProbes, 'queued', 'not dead-lettered while the breaker is open')
     sandbox.twilio.setFaults({})
     assert.equal((await finalStatus(ns, record.id)).status, 'delivered')
     d.kill('SIGTERM')
@@ -358,24 +374,38 @@ describe('provider failures', () => {
     const ns = await setup('retry-after')
     const d = smsDistributor(ns, 'retry-after', { SESSION_TIMEOUT_MS: '6000' })
     await started(d)
-    sandbox.twilio.setFaults({ failNext: 1, status: 429, retryAfter: 9 })
+    // 2.5 session timeouts: long enough to evict a member that stops heartbeating while it waits, and a
+    // margin of 15 s for the other partitions' deliveries, which take well under a second.
+    const retryAfterSeconds = 15
+    sandbox.twilio.setFaults({ failNext: 1, status: 429, retryAfter: retryAfterSeconds })
     const slow = sms(ns, '+14155550401', 'rate limited')
     await produceRecords(producer, ns.topics.main('sms'), [slow], 0)
     const paused = await d.waitForLog((l) => l.msg === 'partition paused until its next retry is due')
     assert.equal(paused.partition, 0)
-    assert.ok(Number(paused.waitMs) >= 9000, 'the wait honours Retry-After')
+    assert.ok(Number(paused.waitMs) >= retryAfterSeconds * 1000, 'the wait honours Retry-After')
     const others = [1, 2, 3].map((p) => ({ p, record: sms(ns, `+1415555050${p}`, `other partition ${p}`) }))
     for (const { p, record } of others) await produceRecords(producer, ns.topics.main('sms'), [record], p)
+    for (const { record } of others) assert.equal((await finalStatus(ns, record.id)).status, 'delivered')
+    assert.equal((await finalStatus(ns, slow.id, 60_000)).status, 'delivered')
+    // Order at the provider, not a deadline: had the wait held the other partitions, they would come after.
+    const seqOf = (text: string) => sandbox.twilio.messages().find((m) => m.text === text)?.seq ?? -1
     for (const { record } of others)
-      assert.equal((await finalStatus(ns, record.id, 8000)).status, 'delivered')
-    assert.equal(
-      (await statuses(ns).get(slow.id))?.status,
-      'retrying',
-      'still waiting while the others were delivered',
-    )
-    assert.equal((await finalStatus(ns, slow.id, 30_000)).status, 'delivered')
-    const joins = d.lines.filter((l) => l.msg === 'joined the group; claiming partitions').length
-    assert.equal(joins, 1, 'no rebalance: the member was never evicted')
+      assert.ok(seqOf(record.message) < seqOf(slow.message), `${record.message} delivered during the wait`)
+    // An evicted member only learns it on its next heartbeat or commit, and then rejoins with a new member
+    // id (a rebalance for any other reason keeps the id). A commit of the slow record's offset succeeds
+    // only for a member the coordinator still knows: wait for it, or for a second member id.
+    const memberIds = () =>
+      new Set(d.lines.filter((l) => l.msg === 'joined the group; claiming partitions').map((l) => l.memberId))
+    await eventually("the slow record's offset committed to Kafka, or a rejoin", async () => {
+      if (memberIds().size > 1) return true
+      const [committed] = await admin.fetchOffsets({
+        groupId: ns.groupId('sms'),
+        topics: [ns.topics.main('sms')],
+      })
+      return committed?.partitions.find((p) => p.partition === 0)?.offset === '1' ? true : undefined
+    })
+    assert.equal(memberIds().size, 1, 'the member was never evicted')
+    assert.equal(sandbox.twilio.messages().filter((m) => m.text === slow.message).length, 1)
     d.kill('SIGTERM')
     await d.exited
   })
