@@ -33,6 +33,7 @@ import { deliver } from './delivery.ts'
 import { LagExporter } from './lag.ts'
 import type { DistributorMetrics } from './metrics.ts'
 import { OffsetStore } from './offsets/offsets.ts'
+import { readTopicId } from './offsets/topic-id.ts'
 import { type Acceptance, PartitionTracker } from './offsets/tracker.ts'
 import { Slots } from './slots.ts'
 
@@ -259,7 +260,8 @@ export class Distributor {
   async #claim(seq: number, partitions: number[]): Promise<void> {
     if (partitions.length === 0) return
     const { main: topic } = this.#deps.topics
-    const claims = await this.#offsets.claim(partitions, `${this.#memberId}@${hostname()}`)
+    const topicId = await this.#currentTopicId()
+    const claims = await this.#offsets.claim(partitions, `${this.#memberId}@${hostname()}`, topicId)
     const committed = new Map<number, number>()
     if (claims.some((c) => c.next === undefined)) {
       const [offsets] = await this.#admin.fetchOffsets({ groupId: this.#deps.groupId, topics: [topic] })
@@ -279,14 +281,32 @@ export class Distributor {
       new Map(claims.map((c) => [c.partition, c.next ?? 0])),
     )
     if (seq !== this.#joinSeq) return // a newer join owns the partitions now
+    const movedPastExpired: PartitionState[] = []
     for (const claim of claims) {
       const { low, high } = bounds.get(claim.partition) ?? { low: 0, high: 0 }
-      const fromKafka = committed.get(claim.partition)
-      let source = claim.next !== undefined ? 'redis' : fromKafka !== undefined ? 'kafka' : 'log_start'
+      const log = this.#log.child({ partition: claim.partition })
+      const recreated = claim.replacedTopicId !== undefined
+      if (recreated) {
+        // The claim dropped the offset, notes and attempt counters of the old topic; Kafka's committed
+        // offset may name the old topic's records too: start at the log start.
+        this.#deps.metrics.topicMismatch.inc()
+        log.error(
+          { storedTopicId: claim.replacedTopicId, topicId, logStart: low, logEnd: high },
+          'ALERT: stored offsets belong to an earlier topic of this name (deleted and recreated); reset to the log start',
+        )
+      }
+      const fromKafka = recreated ? undefined : committed.get(claim.partition)
+      let source = recreated
+        ? 'reset'
+        : claim.next !== undefined
+          ? 'redis'
+          : fromKafka !== undefined
+            ? 'kafka'
+            : 'log_start'
       let next = claim.next ?? fromKafka ?? low
+      let recorded = claim.next ?? -1
       const { claimStart } = this.#deps.faults ?? {}
       if (claimStart) next = claimStart({ chosen: next, committed: fromKafka, logEnd: high })
-      const log = this.#log.child({ partition: claim.partition })
       if (next > high) {
         // Topic recreated or broker data lost: keeping next would skip every new record below it.
         this.#deps.metrics.offsetOutOfRange.inc({ kind: 'above_end' })
@@ -299,32 +319,96 @@ export class Distributor {
         await this.#offsets.forgetFinished(claim.partition)
         finishedBefore.delete(claim.partition)
         next = reset
+        recorded = reset // what Redis holds now: later advances compare with it
         source = 'reset'
       }
-      if (next < low) {
-        this.#deps.metrics.offsetOutOfRange.inc({ kind: 'below_start' })
-        this.#deps.metrics.expiredRecords.inc(low - next)
-        log.error(
-          { stored: next, logStart: low, expired: low - next },
-          'ALERT: records expired by retention before they were finished',
-        )
-        next = low
-      }
       this.#deps.metrics.claims.inc({ source })
-      this.#partitions.set(claim.partition, {
+      const state: PartitionState = {
         partition: claim.partition,
         token: claim.token,
         tracker: new PartitionTracker(next, finishedBefore.get(claim.partition) ?? []),
-        recorded: claim.next ?? -1,
+        recorded,
         fenced: false,
         joinSeq: seq,
         notedMax: (finishedBefore.get(claim.partition) ?? []).reduce((a, b) => Math.max(a, b), -1),
-      })
-      this.#consumer.seek({ topic, partition: claim.partition, offset: String(next) })
+      }
+      this.#partitions.set(claim.partition, state)
+      this.#seekWithin(state, 'next', low)
+      if (state.tracker.next > next) movedPastExpired.push(state)
+      next = state.tracker.next
       log.info({ next, source, token: claim.token, logStart: low, logEnd: high }, 'claimed partition')
     }
     this.#consumer.resume([{ topic, partitions }])
     this.#deps.metrics.partitionsHeld.set(this.#partitions.size)
+    // Recorded at once, so the next claim does not count the expired records again.
+    for (const state of movedPastExpired) {
+      await this.#advance(state).catch((error: unknown) =>
+        this.#log.warn({ err: error, partition: state.partition }, 'recording the offset failed'),
+      )
+    }
+  }
+
+  /** The topic's Kafka id, which stored offsets are tied to; '' (nothing checked) when it cannot be read. */
+  async #currentTopicId(): Promise<string> {
+    try {
+      return await readTopicId(this.#deps.config.kafka.brokers, this.#deps.topics.main)
+    } catch (error) {
+      this.#log.warn(
+        { err: error },
+        'topic id not read: stored offsets are not checked against a recreated topic in this claim',
+      )
+      return ''
+    }
+  }
+
+  /**
+   * Every seek of a claimed partition ends here: to its first unfinished offset (`next`) or to the next one
+   * it expects, never below the log start. Records below the log start that were not finished are gone
+   * (retention, deleted records): they are counted and alerted, and the tracker moves past them; otherwise
+   * kafkajs' reset to the log start would look like a gap, and seeking back to it would loop forever.
+   */
+  #seekWithin(state: PartitionState, to: 'next' | 'expected', logStart: number | undefined): void {
+    const { tracker } = state
+    const from = tracker.next
+    if (logStart !== undefined && from < logStart) {
+      const expired = tracker.expireBelow(logStart)
+      this.#deps.metrics.offsetOutOfRange.inc({ kind: 'below_start' })
+      if (expired > 0) {
+        this.#deps.metrics.expiredRecords.inc(expired)
+        this.#log.error(
+          { partition: state.partition, next: from, logStart, expired },
+          'ALERT: records expired by retention before they were finished',
+        )
+      }
+    }
+    const offset = to === 'next' ? tracker.next : tracker.expected
+    this.#consumer.seek({ topic: this.#deps.topics.main, partition: state.partition, offset: String(offset) })
+  }
+
+  /**
+   * #seekWithin for partitions whose claim is current, with their log start read from the broker (if that
+   * fails, the seek goes ahead unchecked: kafkajs resets an offset out of range and the gap that follows
+   * checks again). Records the offset when records expired. Returns the partitions it sought.
+   */
+  async #seekWithinLog(states: PartitionState[], to: 'next' | 'expected'): Promise<PartitionState[]> {
+    let starts: Map<number, number> | undefined
+    try {
+      const offsets = await this.#admin.fetchTopicOffsets(this.#deps.topics.main)
+      starts = new Map(offsets.map((p) => [p.partition, Number(p.low)]))
+    } catch (error) {
+      this.#log.warn({ err: error }, 'log start not read; seeking without checking it')
+    }
+    const current = states.filter((s) => !s.fenced && this.#partitions.get(s.partition) === s)
+    for (const state of current) {
+      const before = state.tracker.next
+      this.#seekWithin(state, to, starts?.get(state.partition))
+      if (state.tracker.next > before) {
+        await this.#advance(state).catch((error: unknown) =>
+          this.#log.warn({ err: error, partition: state.partition }, 'recording the offset failed'),
+        )
+      }
+    }
+    return current
   }
 
   // --- Rules 2–5: track, finish, advance, mirror ----------------------------------------------------------
@@ -346,11 +430,8 @@ export class Distributor {
           { partition: batch.partition, offset, expected: tracker.expected },
           'offset gap; seeking back',
         )
-        this.#consumer.seek({
-          topic: batch.topic,
-          partition: batch.partition,
-          offset: String(tracker.expected),
-        })
+        // After kafkajs reset an offset out of range to the log start, the log start check ends the gap.
+        await this.#seekWithinLog([state], 'expected')
         break
       }
       lastInOrder = message.offset
@@ -606,11 +687,7 @@ export class Distributor {
     }
     if (released.length > 0 && !state.fenced && this.#partitions.get(batch.partition) === state) {
       // Handed back without a timer (the batch yielded): fetch them again from the first unfinished offset.
-      this.#consumer.seek({
-        topic: batch.topic,
-        partition: batch.partition,
-        offset: String(state.tracker.next),
-      })
+      await this.#seekWithinLog([state], 'next')
       return true
     }
     return false
@@ -754,8 +831,10 @@ export class Distributor {
     const timer = setTimeout(() => {
       this.#deps.metrics.stalled.dec()
       if (this.#partitions.get(state.partition) !== state || state.fenced || this.#breaker.blocking) return
-      this.#consumer.seek({ topic, partition: state.partition, offset: String(state.tracker.next) })
-      this.#consumer.resume([{ topic, partitions: [state.partition] }])
+      void this.#seekWithinLog([state], 'next').then((sought) => {
+        if (sought.length > 0 && !this.#breaker.blocking)
+          this.#consumer.resume([{ topic, partitions: [state.partition] }])
+      })
     }, waitMs)
     timer.unref()
   }
@@ -791,10 +870,9 @@ export class Distributor {
       }
       this.#log.warn('breaker half-open: probing the provider')
       const probing = [...this.#partitions.values()].filter((s) => !s.fenced)
-      for (const state of probing) {
-        this.#consumer.seek({ topic, partition: state.partition, offset: String(state.tracker.next) })
-      }
-      if (probing.length > 0) this.#consumer.resume([{ topic, partitions: probing.map((s) => s.partition) }])
+      void this.#seekWithinLog(probing, 'next').then((sought) => {
+        if (sought.length > 0) this.#consumer.resume([{ topic, partitions: sought.map((s) => s.partition) }])
+      })
     }, waitMs)
     this.#probeTimer.unref()
   }

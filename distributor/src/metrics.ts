@@ -58,6 +58,11 @@ export function createDistributorMetrics(labels: { channel: string }) {
       labelNames: ['kind'] as const,
       registers: [registry],
     }),
+    topicMismatch: new Counter({
+      name: 'herald_offset_topic_mismatch_total',
+      help: 'Claims that found offsets of an earlier topic of the same name (deleted and recreated): reset to the log start.',
+      registers: [registry],
+    }),
     expiredRecords: new Counter({
       name: 'herald_records_expired_unfinished_total',
       help: 'Records removed by retention before they were finished (lost: alert on any).',

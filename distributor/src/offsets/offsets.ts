@@ -9,6 +9,11 @@ export interface Claim {
   token: number
   /** Stored next offset, or undefined when Redis has none for this partition. */
   next: number | undefined
+  /**
+   * Set when the partition's offsets belonged to another topic id (the topic was deleted and recreated):
+   * the claim dropped its next offset, notes and attempt counters. The id they belonged to.
+   */
+  replacedTopicId?: string
 }
 
 export type AdvanceResult =
@@ -22,26 +27,47 @@ const advanceStatus = { 1: 'written', 0: 'not-higher', [-1]: 'fenced', [-2]: 'to
 export class OffsetStore {
   readonly #redis: Redis
   readonly #key: string
+  readonly #attemptsKey: string
   readonly #finishedKey: (partition: number) => string
+  /** Topic id of this process's last claim of each partition ('' when it was unknown). */
+  readonly #topicIds = new Map<number, string>()
 
   constructor(redis: Redis, keys: RedisKeys, group: string, topic: string) {
     this.#redis = redis
     this.#key = keys.offsets(group, topic)
+    this.#attemptsKey = keys.attempts(group, topic)
     this.#finishedKey = (partition) => keys.finished(group, topic, partition)
     defineScripts(redis, new URL('./', import.meta.url))
   }
 
-  /** Claims the partitions (one script call each, pipelined) and returns their tokens and stored offsets. */
-  async claim(partitions: readonly number[], claimant: string): Promise<Claim[]> {
+  /**
+   * Claims the partitions (one script call each, pipelined) and returns their tokens and stored offsets.
+   * `topicId` is the topic's current Kafka id ('' when unknown); without it, each partition's id of the
+   * last claim is used (a claim again after Redis lost the first one).
+   */
+  async claim(partitions: readonly number[], claimant: string, topicId?: string): Promise<Claim[]> {
     const pipeline = this.#redis.pipeline()
-    for (const partition of partitions)
-      callScript(pipeline, 'claimPartition', [this.#key], [partition, claimant])
+    const ids = partitions.map((p) => topicId ?? this.#topicIds.get(p) ?? '')
+    partitions.forEach((partition, i) => {
+      callScript(
+        pipeline,
+        'claimPartition',
+        [this.#key, this.#finishedKey(partition), this.#attemptsKey],
+        [partition, claimant, ids[i] ?? ''],
+      )
+    })
     const replies = (await pipeline.exec()) ?? []
     return partitions.map((partition, i) => {
       const [error, reply] = replies[i] ?? [new Error('no reply')]
       if (error) throw error
-      const [token, next] = reply as [number, number]
-      return { partition, token, next: next < 0 ? undefined : next }
+      const [token, next, replaced] = reply as [number, number, string]
+      this.#topicIds.set(partition, ids[i] ?? '')
+      return {
+        partition,
+        token,
+        next: next < 0 ? undefined : next,
+        ...(replaced ? { replacedTopicId: replaced } : {}),
+      }
     })
   }
 
@@ -73,15 +99,16 @@ export class OffsetStore {
    * Offsets at or above `next` that finished out of order (other recipients' records behind one still in
    * flight or waiting for a retry): the next claim skips them instead of delivering them again. Entries
    * below `next` are dropped. A stale writer can only add offsets that really finished, so reading them
-   * never skips an unfinished record.
+   * never skips an unfinished record — unless the topic was recreated since its claim: notes carry the
+   * topic id the partition was claimed under, and are refused once the partition belongs to another.
    */
   async noteFinished(partition: number, offsets: readonly number[], next: number): Promise<void> {
-    const key = this.#finishedKey(partition)
-    const pipeline = this.#redis.pipeline()
-    if (offsets.length > 0) pipeline.zadd(key, ...offsets.flatMap((o) => [o, String(o)]))
-    pipeline.zremrangebyscore(key, '-inf', `(${next}`)
-    const replies = (await pipeline.exec()) ?? []
-    for (const [error] of replies) if (error) throw error
+    await callScript(
+      this.#redis,
+      'noteFinished',
+      [this.#key, this.#finishedKey(partition)],
+      [partition, this.#topicIds.get(partition) ?? '', next, ...offsets],
+    )
   }
 
   /** Offsets of the partitions that finished at or above their `next` (see noteFinished). */

@@ -62,6 +62,34 @@ export class PartitionTracker {
     while (this.#finished.delete(this.#next)) this.#next += 1
   }
 
+  /**
+   * Moves past the offsets below `logStart`, which the log no longer holds (removed by retention or by a
+   * deletion of records): they can never be fetched, so waiting for them would stall the partition.
+   * Returns how many of them were unfinished, i.e. lost. Nothing happens when `next` is at or above it.
+   */
+  expireBelow(logStart: number): number {
+    if (logStart <= this.#next) return 0
+    let finishedBelow = 0
+    for (const offset of this.#finished) {
+      if (offset < logStart) {
+        this.#finished.delete(offset)
+        finishedBelow += 1
+      }
+    }
+    for (const offset of this.#finishedBefore) {
+      if (offset < logStart) {
+        this.#finishedBefore.delete(offset)
+        finishedBelow += 1
+      }
+    }
+    for (const offset of this.#released) if (offset < logStart) this.#released.delete(offset)
+    const unfinished = logStart - this.#next - finishedBelow
+    this.#next = logStart
+    this.#expected = Math.max(this.#expected, logStart)
+    while (this.#finished.delete(this.#next)) this.#next += 1
+    return unfinished
+  }
+
   /** Hands an accepted, unfinished offset back: it is accepted again when fetched again. */
   release(offset: number): void {
     if (offset >= this.#next && offset < this.#expected && !this.#finished.has(offset))

@@ -6,7 +6,10 @@ export interface RedisKeys {
   status: (id: string) => string
   /** Hash: one idempotency key's state (pending/acked), request fingerprint, answer. */
   idempotency: (apiKeyName: string, key: string) => string
-  /** Hash per (group, topic): field <partition> → next offset; <partition>:token → fencing token. */
+  /**
+   * Hash per (group, topic): field <partition> → next offset; <partition>:token → fencing token;
+   * <partition>:topic → Kafka topic id the offset and the finished notes belong to.
+   */
   offsets: (group: string, topic: string) => string
   /**
    * Hash per (group, topic), for records started and not yet finished: field <partition>:<offset>:attempts
