@@ -1,25 +1,32 @@
-// The chaos harness: the whole system (private Kafka and Redis, stand-ins, api, two distributors per channel)
+// The chaos harness: the whole system (private Kafka and Redis, stand-ins, api, distributors per channel)
 // under a steady load while a fault schedule runs, then a strict check of every accepted notification.
 //   accepted      = ids in the 202 bodies the load generator got (clients retry 503s and connection errors
 //                   with the same Idempotency-Key, as a careful client would)
-//   delivered     = the notification's token found in a stand-in's record of what it received
-//   dead-lettered = counts only when a permanent fault was injected for that recipient
-// The run fails when an id is lost, when draining times out, or when a scheduled fault did not happen.
+//   settled       = every partition of every channel's main topic has its stored offset (Redis, else the
+//                   offset mirrored to Kafka) at its log end: nothing below it is still owed. Only then is a
+//                   missing id called lost; a group that does not get there within the bound is a stall.
+//   delivered     = the stand-ins received it (email by its Herald id; SMS and Slack, whose providers carry
+//                   only the text, by the token in the text, at least once per distinct id Kafka holds for it)
+//   dead-lettered = its id is in the channel's dead-letter topic
+//   lost          = accepted and neither delivered nor dead-lettered once settled (or never written to Kafka)
+// Every fault is checked after it ran (exit signals, process ids, receipts, log lines), not just labelled.
+// The run fails when an id is lost, when the group stalls, or when a scheduled fault could not be shown.
 import { execFileSync } from 'node:child_process'
-import { appendFileSync, existsSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { appendFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { DeadLetterStore } from '@herald/shared/dead-letters'
 import { createRedis } from '@herald/shared/redis/client'
-import { redisKeys } from '@herald/shared/redis/keys'
 import { topicNames } from '@herald/shared/topics'
 import { Kafka, logLevel } from 'kafkajs'
 import { kafkaPid, startKafka, stopKafka } from '../../dev/lib/kafka.ts'
-import { repoRoot } from '../../dev/lib/process.ts'
-import { redisCommand, startRedis, stopRedis } from '../../dev/lib/redis.ts'
+import { isRunning, repoRoot } from '../../dev/lib/process.ts'
+import { redisCommand, redisPid, startRedis } from '../../dev/lib/redis.ts'
 import { type Sandbox, startSandbox } from '../../dev/standins/index.ts'
 import { freePort, type PrivateStack, startPrivateStack } from '../helpers.ts'
+import { type PartitionBehind, waitUntilConsumed } from '../support/offsets.ts'
+import { readTopics } from '../support/read-topics.ts'
 import { type ServiceProcess, startService } from '../support/service-process.ts'
+import { type SmtpWatch, startSmtpWatch } from './smtp-watch.ts'
 
 /** The load generator's token in a delivered text (`chaos-<seed>-<i>`). */
 const tokenOf = (text: string): string | undefined => /chaos-\d+-\d+/.exec(text)?.[0]
@@ -37,20 +44,45 @@ export type Fault =
   | 'redis'
   | 'redis-empty'
 
+/** What `--faults all` means: every fault the harness knows. */
+export const allFaults: readonly Fault[] = [
+  'kill',
+  'term',
+  'freeze',
+  'outage',
+  'auth',
+  'transient',
+  'permanent',
+  'api',
+  'broker',
+  'redis',
+  'redis-empty',
+]
+
 export interface ChaosOptions {
   notifications: number
   ratePerSecond: number
   seed: number
   faults: ReadonlySet<Fault>
-  /** Test-only broken distributor (negative control). */
+  /** A test-only broken distributor (the negative control); the only setting a control changes. */
   brokenVariant?: string
-  drainTimeoutMs: number
+  /**
+   * Upper bound on the wait, after the load and the faults, for every partition's stored offset to reach its
+   * log end. Generous: reaching it is a stall, reported as such.
+   */
+  settleTimeoutMs: number
   /** Latency of every stand-in answer: deliveries are in flight when faults strike. */
   providerLatencyMs?: number
-  /** Distinct email recipients (default 97): fewer means longer per-recipient queues. */
+  /** Distinct email recipients of the steady load (default 97). */
   emailRecipients?: number
   /** When the SIGKILL fault strikes, as a share of the load's duration (default 0.25). */
   killAt?: number
+  /**
+   * Notifications of the burst to one mailbox that the SIGKILL fault starts with (default 20): one batch
+   * request, so one record batch, delivered one after another (one recipient), with the replica killed
+   * while the first is in flight and the rest of the batch not started.
+   */
+  burst?: number
   /** Distributor replicas per channel (default 2). */
   replicasPerChannel?: number
   log?: (line: string) => void
@@ -59,11 +91,19 @@ export interface ChaosOptions {
 export interface ChaosReport {
   accepted: number
   delivered: number
+  /** Accepted ids found in a dead-letter topic: injected permanent errors, and any other (`deadLetteredOther`). */
   deadLettered: number
+  /** Dead letters of accepted ids whose recipient had no injected permanent error (not lost: replayable). */
+  deadLetteredOther: string[]
   lost: string[]
+  /** Partitions still behind their log end at the settle bound: a stall, not a loss. */
+  stalled: string[]
+  /** Accepted ids not delivered nor dead-lettered when the run stalled (not called lost: not settled). */
+  unsettled: number
   duplicates: number
   /** Duplicate deliveries by channel and by the fault that struck last before the repeat arrived. */
   duplicatesBy: { channel: Record<string, number>; fault: Record<string, number> }
+  /** From the end of the last fault (the last restart, the end of the last outage) to settled. */
   drainSeconds: number
   faultsRun: string[]
   faultsMissing: string[]
@@ -72,6 +112,7 @@ export interface ChaosReport {
 
 const channels = ['email', 'sms', 'slack'] as const
 type ChannelName = (typeof channels)[number]
+const burstRecipient = 'burst@example.com'
 
 function prng(seed: number): () => number {
   let a = seed
@@ -90,8 +131,12 @@ interface Sent {
   id?: string
 }
 
+const timeOf = (line: Record<string, unknown>) => Date.parse(String(line.time ?? '')) || 0
+
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
-  const log = options.log ?? (() => {})
+  const began = Date.now()
+  const say = options.log ?? (() => {})
+  const log = (line: string) => say(`${((Date.now() - began) / 1000).toFixed(1)} s: ${line}`)
   const random = prng(options.seed)
   const on = (f: Fault) => options.faults.has(f)
   const stack: PrivateStack = await startPrivateStack()
@@ -104,6 +149,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     process.env[name] = '0'
   }
   const sandbox: Sandbox = await startSandbox({ quiet: true })
+  log(`private Kafka ${stack.brokers} and Redis ${stack.redisUrl} up`)
   const apiPort = await freePort()
   const env = {
     KAFKA_BROKERS: stack.brokers,
@@ -123,36 +169,81 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   }
   const faultsRun: string[] = []
   const faultsMissing: string[] = []
+  const ran = (what: string) => {
+    faultsRun.push(what)
+    log(`fault: ${what}`)
+  }
+  const missing = (what: string) => {
+    faultsMissing.push(what)
+    log(`fault MISSING: ${what}`)
+  }
   /** When each fault struck: a repeated delivery is attributed to the last fault before it. */
   const marks: Array<{ fault: string; at: number }> = []
   const mark = (fault: string) => marks.push({ fault, at: Date.now() })
+  /** When each fault's effect ended (restarted, back up, outage lifted): the drain runs from the last. */
+  let lastFaultEnded = 0
+  const ended = () => {
+    lastFaultEnded = Math.max(lastFaultEnded, Date.now())
+  }
   const processes: ServiceProcess[] = []
   const startApi = () => {
     const p = startService('api', 'api', { ...env, PORT: String(apiPort) })
     processes.push(p)
     return p
   }
+  // Each email replica talks to the SMTP stand-in through a watch of its own, and signs its mail with its
+  // name and incarnation: the stand-in's receipts tell which process sent what.
+  const watches = new Map<string, SmtpWatch>()
+  const incarnations = new Map<string, number>()
+  const senderOf = (name: string) => `${name}.${incarnations.get(name) ?? 0}@chaos.test`
   const replicas = new Map<string, ServiceProcess>()
   const startReplica = (channel: ChannelName, n: number) => {
-    const p = startService(`${channel}-${n}`, 'distributor', {
+    const name = `${channel}-${n}`
+    incarnations.set(name, (incarnations.get(name) ?? 0) + 1)
+    const watch = watches.get(name)
+    const p = startService(name, 'distributor', {
       ...env,
       CHANNEL: channel,
       METRICS_PORT: '0',
+      ...(watch ? { SMTP_URL: `smtp://127.0.0.1:${watch.port}`, MAIL_FROM: senderOf(name) } : {}),
       ...(options.brokenVariant ? { HERALD_TEST_BROKEN_VARIANT: options.brokenVariant } : {}),
     })
     processes.push(p)
-    replicas.set(`${channel}-${n}`, p)
+    replicas.set(name, p)
     return p
+  }
+  /** Log lines of every incarnation of a channel's replicas (optionally but one), from `since` on. */
+  const linesOf = (channel: ChannelName, since: number, except?: ServiceProcess) =>
+    processes
+      .filter((p) => p.name.startsWith(`${channel}-`) && p !== except)
+      .flatMap((p) => p.lines)
+      .filter((l) => timeOf(l) >= since)
+  const failedAttempts = (channel: ChannelName, from: number, to: number) =>
+    linesOf(channel, from).filter(
+      (l) => /^delivery attempt \d+ of \d+ failed/.test(String(l.msg ?? '')) && timeOf(l) <= to,
+    ).length
+  /** Waits (bounded) for another replica (or the restarted one) of `channel` to claim a partition. */
+  const claimedAfter = async (channel: ChannelName, since: number, except: ServiceProcess | undefined) => {
+    for (let waited = 0; waited < 60_000; waited += 200) {
+      if (linesOf(channel, since, except).some((l) => l.msg === 'claimed partition')) return true
+      await sleep(200)
+    }
+    return false
+  }
+  const replicasPerChannel = options.replicasPerChannel ?? 2
+  for (let n = 1; n <= replicasPerChannel; n++) {
+    watches.set(`email-${n}`, await startSmtpWatch({ host: '127.0.0.1', port: sandbox.smtp.port }))
   }
   let api = startApi()
   try {
     await api.waitForLog((l) => String(l.msg ?? '').startsWith('api listening'), 60_000)
     for (const channel of channels) {
-      for (let n = 1; n <= (options.replicasPerChannel ?? 2); n++) startReplica(channel, n)
+      for (let n = 1; n <= replicasPerChannel; n++) startReplica(channel, n)
     }
     await Promise.all(
       [...replicas.values()].map((p) => p.waitForLog((l) => l.msg === 'claimed partition', 60_000)),
     )
+    log('api and distributors up; load starts')
     const latency = { latencyMs: options.providerLatencyMs ?? 0 }
     const twilioBase = { ...latency, ...(on('transient') ? { failRate: 0.1, status: 500 } : {}) }
     sandbox.twilio.setFaults(twilioBase)
@@ -166,10 +257,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 
     // Load: a steady rate; each notification carries a unique token and is retried with the same key.
     const sent: Sent[] = []
-    const url = `http://127.0.0.1:${apiPort}/api/v1/notification`
+    const base = `http://127.0.0.1:${apiPort}/api/v1`
     const post = async (s: Sent, body: unknown) => {
       for (let attempt = 0; attempt < 200; attempt++) {
-        const r = await fetch(url, {
+        const r = await fetch(`${base}/notification`, {
           method: 'POST',
           headers: { 'content-type': 'application/json', 'idempotency-key': s.token },
           body: JSON.stringify(body),
@@ -208,22 +299,49 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       }
       await Promise.all(inFlight)
     })()
+    /**
+     * The burst: one batch request, so one record batch. Items not answered 202 are posted again (the
+     * batch endpoint has no idempotency key: a retry after a lost answer writes a second record).
+     */
+    const postBurst = async (items: Sent[]) => {
+      for (let attempt = 0; attempt < 200; attempt++) {
+        const open = items.filter((s) => s.id === undefined)
+        if (open.length === 0) return
+        const r = await fetch(`${base}/notifications`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(open.map((s) => ({ channel: 'email', to: burstRecipient, message: s.token }))),
+          signal: AbortSignal.timeout(10_000),
+        }).catch(() => undefined)
+        if (r?.status === 207) {
+          const { results } = (await r.json()) as { results: Array<{ status: number; id?: string }> }
+          results.forEach((result, index) => {
+            const s = open[index]
+            if (s && result.status === 202) s.id = result.id
+          })
+        } else await r?.arrayBuffer().catch(() => {})
+        if (items.some((s) => s.id === undefined)) await sleep(250)
+      }
+    }
 
     // The fault schedule, spread over the load.
     const loadMs = (options.notifications / options.ratePerSecond) * 1000
-    const at = (share: number) => sleep(loadMs * share)
+    const scheduleStart = Date.now()
+    const at = (share: number) => sleep(Math.max(0, scheduleStart + loadMs * share - Date.now()))
     const schedule: Array<Promise<void>> = []
-    const deliveredCount = () =>
-      sandbox.smtp.messages().length + sandbox.twilio.messages().length + sandbox.slack.messages().length
     if (on('outage')) {
       schedule.push(
         (async () => {
           await at(0.15)
+          const from = Date.now()
           mark('outage')
           sandbox.slack.setFaults({ ...latency, failRate: 1, status: 503 })
           await sleep(Math.min(60_000, loadMs * 0.3))
           sandbox.slack.setFaults(latency)
-          faultsRun.push('slack outage (503)')
+          ended()
+          const failed = failedAttempts('slack', from, Date.now() + 1000)
+          if (failed > 0) ran(`slack outage (503; ${failed} attempts failed)`)
+          else missing('slack outage: no Slack delivery attempt failed during it')
         })(),
       )
     }
@@ -231,11 +349,17 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       schedule.push(
         (async () => {
           await at(0.5)
+          const from = Date.now()
           mark('auth')
           sandbox.twilio.setFaults({ ...latency, authFail: true })
           await sleep(Math.min(30_000, loadMs * 0.15))
           sandbox.twilio.setFaults(twilioBase)
-          faultsRun.push('twilio credentials rejected')
+          ended()
+          const rejected = linesOf('sms', from).filter((l) =>
+            /^delivery attempt .* failed/.test(String(l.msg ?? '')),
+          ).length
+          if (rejected > 0) ran(`twilio credentials rejected (${rejected} attempts failed)`)
+          else missing('twilio credentials rejected: no SMS delivery attempt failed during it')
         })(),
       )
     }
@@ -243,40 +367,60 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       schedule.push(
         (async () => {
           await at(options.killAt ?? 0.25)
-          const victim = replicas.get('email-1')
-          // On a condition, not a timer: some email partition's stored offset strictly inside its range while
-          // deliveries are in flight.
-          const kafka = new Kafka({
-            clientId: 'chaos-probe',
-            brokers: [stack.brokers],
-            logLevel: logLevel.NOTHING,
+          const burst: Sent[] = Array.from({ length: options.burst ?? 20 }, (_, j) => ({
+            token: `chaos-${options.seed}-${options.notifications + j}`,
+            channel: 'email',
+            permanent: false,
+          }))
+          sent.push(...burst)
+          // The victim is whichever email replica owns the burst's partition: killed the moment the first
+          // burst message's data reached the stand-in, before the answer (the rest of the batch waits for
+          // it: one recipient's messages go out one after another).
+          let killedAt = 0
+          const victimName = new Promise<string | undefined>((resolve) => {
+            const timer = setTimeout(() => resolve(undefined), 60_000)
+            for (const [name, watch] of watches) {
+              watch.onDataEnd((recipient) => {
+                if (recipient !== burstRecipient || killedAt > 0) return
+                killedAt = Date.now()
+                mark('kill')
+                replicas.get(name)?.kill('SIGKILL')
+                clearTimeout(timer)
+                resolve(name)
+              })
+            }
           })
-          const admin = kafka.admin()
-          await admin.connect()
-          const redis = createRedis(stack.redisUrl)
-          await redis.connect()
-          const offsetsKey = redisKeys().offsets('herald.distributor.email', 'notifications.email')
-          for (let tries = 0; tries < 2000; tries++) {
-            const before = deliveredCount()
-            const [stored, bounds] = await Promise.all([
-              redis.hgetall(offsetsKey),
-              admin.fetchTopicOffsets('notifications.email'),
-            ])
-            const inside = bounds.some((b) => {
-              const next = Number(stored[String(b.partition)] ?? -1)
-              return next > Number(b.low) && next < Number(b.high)
-            })
-            if (inside && deliveredCount() > before) break
-            await sleep(10)
+          const burstPosted = postBurst(burst)
+          inFlight.push(burstPosted)
+          const name = await victimName
+          for (const watch of watches.values()) watch.onDataEnd(undefined)
+          const victim = name ? replicas.get(name) : undefined
+          if (!name || !victim) {
+            missing('SIGKILL mid-delivery: no email replica started delivering the burst within 60 s')
+            return
           }
-          await admin.disconnect()
-          redis.disconnect()
-          mark('kill')
-          victim?.kill('SIGKILL')
-          if ((await victim?.exited) === 'SIGKILL') faultsRun.push('SIGKILL email-1 mid-delivery')
-          else faultsMissing.push('SIGKILL email-1')
+          const signal = await victim.exited
+          const sender = senderOf(name)
+          // Proof from the stand-in: mail this process sent was answered only after it was killed.
+          let inFlightAtKill = 0
+          for (let waited = 0; waited <= 5000 && inFlightAtKill === 0; waited += 100) {
+            await sleep(100)
+            inFlightAtKill = sandbox.smtp
+              .messages()
+              .filter((m) => m.from === sender && Date.parse(m.at) >= killedAt).length
+          }
           await sleep(2000)
-          startReplica('email', 1)
+          startReplica('email', Number(name.split('-')[1]))
+          await replicas.get(name)?.waitForLog((l) => l.msg === 'claimed partition', 60_000)
+          ended()
+          if (signal === 'SIGKILL' && inFlightAtKill > 0)
+            ran(
+              `SIGKILL ${name} mid-delivery (${inFlightAtKill} of its messages reached the stand-in after the kill)`,
+            )
+          else
+            missing(
+              `SIGKILL ${name} mid-delivery: exit ${signal}, ${inFlightAtKill} messages in flight at the kill`,
+            )
         })(),
       )
     }
@@ -285,12 +429,16 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         (async () => {
           await at(0.4)
           const victim = replicas.get('sms-1')
+          const from = Date.now()
           mark('term')
           victim?.kill('SIGTERM')
-          if ((await victim?.exited) === 0) faultsRun.push('SIGTERM sms-1 (rebalance)')
-          else faultsMissing.push('SIGTERM sms-1')
+          const code = await victim?.exited
           await sleep(1000)
           startReplica('sms', 1)
+          const takenOver = await claimedAfter('sms', from, victim)
+          ended()
+          if (code === 0 && takenOver) ran('SIGTERM sms-1 (rebalance: its partitions claimed again)')
+          else missing(`SIGTERM sms-1: exit ${code}, partitions claimed again: ${takenOver}`)
         })(),
       )
     }
@@ -299,11 +447,16 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         (async () => {
           await at(0.55)
           const victim = replicas.get('slack-2')
+          const from = Date.now()
           mark('freeze')
           victim?.kill('SIGSTOP')
           await sleep(8000)
           victim?.kill('SIGCONT')
-          faultsRun.push('SIGSTOP slack-2 for 8 s (past its 6 s session)')
+          // Past the 6 s session the group moved on: another replica claimed the frozen one's partitions.
+          const takenOver = await claimedAfter('slack', from, victim)
+          ended()
+          if (takenOver) ran('SIGSTOP slack-2 for 8 s (past its 6 s session; partitions taken over)')
+          else missing('SIGSTOP slack-2: no other replica claimed its partitions')
         })(),
       )
     }
@@ -312,12 +465,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         (async () => {
           await at(0.6)
           mark('api')
-          api.kill('SIGKILL')
-          await api.exited
+          const victim = api
+          victim.kill('SIGKILL')
+          const signal = await victim.exited
           await sleep(500)
           api = startApi()
           await api.waitForLog((l) => String(l.msg ?? '').startsWith('api listening'), 60_000)
-          faultsRun.push('api SIGKILL and restart while clients post')
+          ended()
+          if (signal === 'SIGKILL') ran('api SIGKILL and restart while clients post')
+          else missing(`api SIGKILL: exit ${signal}`)
         })(),
       )
     }
@@ -328,103 +484,200 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           const before = kafkaPid(stack.stack.kafka)
           mark('broker')
           if (before) process.kill(before, 'SIGKILL')
+          let dead = false
+          for (let waited = 0; waited < 10_000 && before && !dead; waited += 50) {
+            dead = !isRunning(before)
+            if (!dead) await sleep(50)
+          }
           await sleep(1000)
           await stopKafka(stack.stack.kafka, 1000)
           await startKafka(stack.stack.kafka)
+          ended()
           const after = kafkaPid(stack.stack.kafka)
-          if (after && after !== before) faultsRun.push('broker kill -9 and restart')
-          else faultsMissing.push('broker restart')
+          if (dead && after && after !== before) ran('broker SIGKILL and restart')
+          else missing(`broker SIGKILL: died ${dead}, restarted ${after !== undefined}`)
         })(),
       )
+    }
+    // A Redis crash is a SIGKILL: what the AOF had not written by then is gone (a graceful stop would
+    // flush it). "redis-empty" also deletes the data folder before the restart.
+    const crashRedis = async (share: number, empty: boolean) => {
+      await at(share)
+      const port = stack.stack.redis.port
+      // A sentinel tells whether Redis really came back empty (or kept its AOF): the services write new keys
+      // as soon as it is up, so counting keys would not.
+      await redisCommand(port, 'SET chaos:sentinel 1')
+      await sleep(1500) // appendfsync everysec: the sentinel is on disk
+      const before = redisPid(stack.stack.redis)
+      const fault = empty ? 'redis-empty' : 'redis'
+      mark(fault)
+      if (before) process.kill(before, 'SIGKILL')
+      let dead = false
+      for (let waited = 0; waited < 10_000 && before && !dead; waited += 20) {
+        dead = !isRunning(before)
+        if (!dead) await sleep(20)
+      }
+      if (empty) rmSync(join(stack.stack.redis.dataDir, 'redis-data'), { recursive: true, force: true })
+      await startRedis(stack.stack.redis)
+      ended()
+      const kept = (await redisCommand(port, 'EXISTS chaos:sentinel')) === ':1'
+      const what = empty ? 'Redis SIGKILL, restarted empty' : 'Redis SIGKILL, restarted from its AOF'
+      if (!before || !dead) missing(`${what}: the process was not killed`)
+      else if (empty && kept) missing(`${what}: it kept its data`)
+      else if (!empty && !kept) missing(`${what}: it lost data written 1.5 s before the kill`)
+      else ran(what)
     }
     if (on('redis') || on('redis-empty')) {
       schedule.push(
         (async () => {
-          await at(0.8)
-          const empty = on('redis-empty')
-          // A sentinel written before the restart tells whether Redis really came back empty (or kept its
-          // AOF): the services write new keys as soon as it is up, so counting keys would not.
-          await redisCommand(stack.stack.redis.port, 'SET chaos:sentinel 1')
-          await sleep(1500) // appendfsync everysec: let the AOF catch up
-          mark(empty ? 'redis-empty' : 'redis')
-          await stopRedis(stack.stack.redis)
-          if (empty) execFileSync('rm', ['-rf', join(stack.stack.redis.dataDir, 'redis-data')])
-          await startRedis(stack.stack.redis)
-          const kept = (await redisCommand(stack.stack.redis.port, 'EXISTS chaos:sentinel')) === ':1'
-          if (empty && kept) faultsMissing.push('Redis was to come back empty but kept its data')
-          if (!empty && !kept) faultsMissing.push('Redis lost its data on a plain restart (AOF)')
-          faultsRun.push(empty ? 'Redis restarted empty' : 'Redis restarted (AOF)')
+          if (on('redis')) await crashRedis(0.8, false)
+          if (on('redis-empty')) await crashRedis(on('redis') ? 0.9 : 0.8, true)
         })(),
       )
     }
     await Promise.all([loadDone, ...schedule])
-    const lastFault = Date.now()
-    log(`load done: ${sent.filter((s) => s.id).length} accepted; draining`)
-
-    // Drain: every accepted token delivered, or dead-lettered where a permanent fault was injected.
-    const tokensSeen = () => {
-      const seen = new Map<string, number>()
-      const add = (t: string | undefined) => {
-        const token = t && tokenOf(t)
-        if (token) seen.set(token, (seen.get(token) ?? 0) + 1)
-      }
-      for (const m of sandbox.smtp.messages()) add(m.text)
-      for (const m of sandbox.twilio.messages()) add(m.text)
-      for (const m of sandbox.slack.messages()) add(m.text)
-      return seen
-    }
+    await Promise.all(inFlight)
+    const loadEnded = Date.now()
     const accepted = sent.filter((s) => s.id !== undefined)
-    const expectDelivered = accepted.filter((s) => !s.permanent)
-    const deadline = Date.now() + options.drainTimeoutMs
-    let seen = tokensSeen()
-    while (Date.now() < deadline && !expectDelivered.every((s) => seen.has(s.token))) {
-      await sleep(500)
-      seen = tokensSeen()
+    log(`load done: ${accepted.length} accepted; waiting for every partition to reach its log end`)
+
+    // Settle: every channel's group has its stored offsets at the log end of every partition.
+    const kafka = new Kafka({
+      clientId: 'chaos-checker',
+      brokers: [stack.brokers],
+      logLevel: logLevel.NOTHING,
+    })
+    const admin = kafka.admin()
+    await admin.connect()
+    const redis = createRedis(stack.redisUrl)
+    await redis.connect()
+    const names = topicNames()
+    let behind: PartitionBehind[]
+    try {
+      behind = await waitUntilConsumed(
+        admin,
+        redis,
+        channels.map((c) => ({ groupId: `herald.distributor.${c}`, topic: names.main(c) })),
+        { timeoutMs: options.settleTimeoutMs, intervalMs: 250 },
+      )
+    } finally {
+      redis.disconnect()
     }
-    const drainSeconds = (Date.now() - lastFault) / 1000
-    const lost = expectDelivered
-      .filter((s) => !seen.has(s.token))
-      .map((s) => `${s.id} (${s.channel} ${s.token})`)
-    // A dead letter counts only when it is there, for the injected reason.
-    const permanent = accepted.filter((s) => s.permanent)
-    if (permanent.length > 0) {
-      const kafka = new Kafka({
-        clientId: 'chaos-checker',
-        brokers: [stack.brokers],
-        logLevel: logLevel.NOTHING,
-      })
-      const letters = await new DeadLetterStore(kafka, topicNames()).list('email', {
-        errorClass: 'permanent',
-      })
-      const ids = new Set(letters.map((l) => l.id))
-      for (const s of permanent)
-        if (!ids.has(s.id)) lost.push(`${s.id} (email ${s.token}, not in the dead-letter topic)`)
+    const settledAt = Date.now()
+    const stalled = behind.map((b) => `${b.topic}[${b.partition}] at ${b.next ?? 'unknown'} of ${b.logEnd}`)
+    log(
+      stalled.length
+        ? `STALLED: ${stalled.join(', ')}`
+        : `settled ${((settledAt - loadEnded) / 1000).toFixed(1)} s after the load`,
+    )
+
+    // What Kafka holds, what the dead-letter topics hold, what the stand-ins received.
+    log('reading the main and dead-letter topics')
+    const inKafka = new Set<string>()
+    // Distinct ids per token: a retried write may put the same id in Kafka twice (delivered once: the
+    // distributor skips an id already final), a retried batch item a second id (delivered twice).
+    const idsPerToken = new Map<string, Set<string>>()
+    const deadLettered = new Map<string, string>()
+    const read = await readTopics(kafka, [
+      ...channels.map((c) => names.main(c)),
+      ...channels.map((c) => names.deadLetter(c)),
+    ])
+    const idOf = (value: string) => {
+      try {
+        return JSON.parse(value) as { id?: string; message?: string }
+      } catch {
+        return {}
+      }
+    }
+    for (const channel of channels) {
+      for (const { value } of read.get(names.main(channel)) ?? []) {
+        const record = idOf(value)
+        if (record.id) inKafka.add(record.id)
+        const token = tokenOf(record.message ?? '')
+        if (token && record.id) idsPerToken.set(token, (idsPerToken.get(token) ?? new Set()).add(record.id))
+      }
+      for (const { value, errorClass } of read.get(names.deadLetter(channel)) ?? []) {
+        const { id } = idOf(value)
+        if (id) deadLettered.set(id, errorClass)
+      }
+    }
+    await admin.disconnect()
+    const emailIds = new Map<string, number>()
+    for (const m of sandbox.smtp.messages()) {
+      if (m.heraldId) emailIds.set(m.heraldId, (emailIds.get(m.heraldId) ?? 0) + 1)
+    }
+    const seen = new Map<string, number>()
+    const deliveries = [
+      ...sandbox.smtp.messages().map((m) => ({ channel: 'email', ...m })),
+      ...sandbox.twilio.messages().map((m) => ({ channel: 'sms', ...m })),
+      ...sandbox.slack.messages().map((m) => ({ channel: 'slack', ...m })),
+    ]
+    for (const d of deliveries) {
+      const token = tokenOf(d.text)
+      if (token) seen.set(token, (seen.get(token) ?? 0) + 1)
+    }
+    const isDelivered = (s: Sent) =>
+      s.channel === 'email'
+        ? emailIds.has(s.id ?? '')
+        : (seen.get(s.token) ?? 0) >= Math.max(1, idsPerToken.get(s.token)?.size ?? 1)
+    const lost: string[] = []
+    const deadLetteredOther: string[] = []
+    let delivered = 0
+    let letters = 0
+    let unsettled = 0
+    for (const s of accepted) {
+      const what = `${s.id} (${s.channel} ${s.token})`
+      const letter = deadLettered.get(s.id ?? '')
+      if (!inKafka.has(s.id ?? '')) lost.push(`${what}: answered 202, not in Kafka`)
+      else if (s.permanent) {
+        if (letter === 'permanent') letters++
+        else if (stalled.length > 0) unsettled++
+        else lost.push(`${what}: injected permanent error, not in the dead-letter topic`)
+      } else if (isDelivered(s)) delivered++
+      else if (letter !== undefined) {
+        letters++
+        deadLetteredOther.push(`${what}: ${letter}`)
+      } else if (stalled.length > 0) unsettled++
+      else
+        lost.push(
+          `${what}: neither delivered nor dead-lettered (Kafka holds ${idsPerToken.get(s.token)?.size ?? 0} ids for it, the stand-in got it ${seen.get(s.token) ?? 0} times)`,
+        )
+    }
+    const permanentInjected = accepted.filter((s) => s.permanent).length
+    if (on('permanent')) {
+      if (permanentInjected > 0) ran(`permanent errors for ${permanentInjected} emails`)
+      else missing('permanent errors: no notification went to a bouncing recipient')
+    }
+    if (on('transient')) {
+      const retried = failedAttempts('sms', 0, Number.POSITIVE_INFINITY)
+      if (retried > 0) ran(`transient Twilio errors (${retried} SMS attempts failed and retried)`)
+      else missing('transient Twilio errors: no SMS attempt failed')
     }
     const duplicates = [...seen.values()].reduce((sum, n) => sum + n - 1, 0)
-    const duplicatesBy = attributeDuplicates(
-      [
-        ...sandbox.smtp.messages().map((m) => ({ channel: 'email', ...m })),
-        ...sandbox.twilio.messages().map((m) => ({ channel: 'sms', ...m })),
-        ...sandbox.slack.messages().map((m) => ({ channel: 'slack', ...m })),
-      ],
-      marks,
-    )
-    const report: ChaosReport = {
+    const expected = options.notifications + (on('kill') ? (options.burst ?? 20) : 0)
+    return {
       accepted: accepted.length,
-      delivered: expectDelivered.filter((s) => seen.has(s.token)).length,
-      deadLettered: permanent.length,
+      delivered,
+      deadLettered: letters,
+      deadLetteredOther,
       lost,
+      stalled,
+      unsettled,
       duplicates,
-      duplicatesBy,
-      drainSeconds,
+      duplicatesBy: attributeDuplicates(deliveries, marks),
+      drainSeconds: (settledAt - (lastFaultEnded || loadEnded)) / 1000,
       faultsRun,
       faultsMissing,
-      ok: lost.length === 0 && faultsMissing.length === 0 && accepted.length === options.notifications,
+      ok:
+        lost.length === 0 &&
+        stalled.length === 0 &&
+        faultsMissing.length === 0 &&
+        accepted.length === expected,
     }
-    return report
   } finally {
     for (const p of processes) p.kill('SIGKILL')
     await Promise.all(processes.map((p) => p.exited))
+    for (const w of watches.values()) await w.close()
     await sandbox.close()
     await stack.destroy()
   }
@@ -463,43 +716,79 @@ const formatCounts = (counts: Record<string, number>) =>
     .map(([k, n]) => `${k} ${n}`)
     .join(', ')
 
-export function appendReliability(options: ChaosOptions, report: ChaosReport): void {
-  const file = join(repoRoot, 'docs', 'RELIABILITY.md')
-  if (!existsSync(file)) {
-    writeFileSync(
-      file,
-      '# Herald reliability runs\n\nEach section is one `npm run chaos` run (or the short run of `npm test`), appended by the harness ' +
-        '(test/chaos/harness.ts). Lost must be 0.\n',
-    )
-  }
-  let commit = 'unknown'
+/** Which code ran: the short commit, and whether TypeScript files differed from it. */
+function commitOf(): string {
   try {
-    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot }).toString().trim()
+    let commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot }).toString().trim()
     const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no', '--', '*.ts'], {
       cwd: repoRoot,
     }).toString()
     if (dirty.trim()) commit += ' + uncommitted changes'
-  } catch {}
-  const pct = report.accepted > 0 ? ((100 * report.duplicates) / report.accepted).toFixed(2) : '0'
-  appendFileSync(
-    file,
-    [
-      '',
-      `## ${new Date().toISOString()} — commit ${commit}${options.brokenVariant ? ` — BROKEN VARIANT ${options.brokenVariant} (negative control)` : ''}`,
-      '',
-      '| accepted | delivered | dead-lettered (permanent, injected) | lost | duplicate deliveries | drain after last fault |',
-      '| --- | --- | --- | --- | --- | --- |',
-      `| ${report.accepted} | ${report.delivered} | ${report.deadLettered} | ${report.lost.length} | ${report.duplicates} (${pct}%) | ${report.drainSeconds.toFixed(1)} s |`,
-      '',
-      `${options.notifications} notifications at ${options.ratePerSecond}/s, seed ${options.seed}. Faults: ${report.faultsRun.join('; ') || 'none'}.` +
-        (report.faultsMissing.length ? ` MISSING: ${report.faultsMissing.join('; ')}.` : ''),
-      ...(report.duplicates > 0
-        ? [
-            '',
-            `Duplicates by channel: ${formatCounts(report.duplicatesBy.channel)}; by the last fault before the repeat: ${formatCounts(report.duplicatesBy.fault)}.`,
-          ]
-        : []),
-      '',
-    ].join('\n'),
-  )
+    return commit
+  } catch {
+    return 'unknown'
+  }
 }
+
+export interface ChaosRun {
+  options: ChaosOptions
+  report: ChaosReport
+}
+
+/**
+ * One markdown section for one or more runs of the same settings: one row per run (the run and its
+ * negative control side by side), then the settings and each run's faults.
+ */
+export function formatSection(runs: readonly ChaosRun[], when = new Date()): string {
+  const first = runs[0]
+  if (!first) return ''
+  const o = first.options
+  const distributor = (r: ChaosRun) =>
+    r.options.brokenVariant ? `BROKEN: ${r.options.brokenVariant} (negative control)` : 'correct'
+  const row = ({ options, report: r }: ChaosRun) => {
+    const pct = r.accepted > 0 ? ((100 * r.duplicates) / r.accepted).toFixed(2) : '0'
+    const lost = r.stalled.length > 0 ? `stalled (${r.unsettled} not settled)` : String(r.lost.length)
+    return `| ${distributor({ options, report: r })} | ${r.accepted} | ${r.delivered} | ${r.deadLettered} | ${lost} | ${r.duplicates} (${pct}%) | ${r.drainSeconds.toFixed(1)} s |`
+  }
+  const lines = [
+    '',
+    `## ${when.toISOString()} — commit ${commitOf()}`,
+    '',
+    '| distributor | accepted | delivered | dead-lettered | lost | duplicate deliveries | drain after last fault |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+    ...runs.map(row),
+    '',
+    `${o.notifications} notifications at ${o.ratePerSecond}/s, seed ${o.seed}, provider latency ${o.providerLatencyMs ?? 0} ms, ` +
+      `${o.replicasPerChannel ?? 2} replicas per channel${o.faults.has('kill') ? `, a burst of ${o.burst ?? 20} to one mailbox at the kill` : ''}.`,
+  ]
+  for (const { options, report: r } of runs) {
+    const who = runs.length > 1 ? `${distributor({ options, report: r })}: ` : ''
+    lines.push(
+      '',
+      `${who}Faults: ${r.faultsRun.join('; ') || 'none'}.` +
+        (r.faultsMissing.length ? ` MISSING: ${r.faultsMissing.join('; ')}.` : '') +
+        (r.stalled.length ? ` STALLED: ${r.stalled.join(', ')}.` : '') +
+        (r.deadLetteredOther.length
+          ? ` Dead-lettered without an injected error: ${r.deadLetteredOther.length}.`
+          : ''),
+    )
+    if (r.duplicates > 0)
+      lines.push(
+        '',
+        `${who}Duplicates by channel: ${formatCounts(r.duplicatesBy.channel)}; by the last fault before the repeat: ${formatCounts(r.duplicatesBy.fault)}.`,
+      )
+  }
+  lines.push('')
+  return lines.join('\n')
+}
+
+/** Appends a section to a markdown file (docs/RELIABILITY.md only when a run is asked to record). */
+export function appendSection(file: string, section: string): void {
+  if (!existsSync(file)) {
+    mkdirSync(dirname(file), { recursive: true })
+    writeFileSync(file, '# Herald chaos runs\n')
+  }
+  appendFileSync(file, section)
+}
+
+export const reliabilityDoc = join(repoRoot, 'docs', 'RELIABILITY.md')
