@@ -1,8 +1,9 @@
-// Shared output of the benchmarks: tables, percentiles, machine facts, and the append-only docs/BENCHMARKS.md.
+// Shared output of the benchmarks: tables, percentiles, machine facts, and the append-only docs/BENCHMARKS.md
+// (written only with --record).
 import { execFileSync } from 'node:child_process'
-import { appendFileSync, existsSync, writeFileSync } from 'node:fs'
+import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { repoRoot } from '../dev/lib/process.ts'
 
 export function percentile(sorted: number[], p: number): number {
@@ -42,15 +43,27 @@ export async function machineFacts(): Promise<string> {
   return `commit ${commit}${dirty.length > 0 ? ` + uncommitted ${dirty.join(', ')}` : ''}, node ${process.version}, ${cpu.length} × ${cpu[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB`
 }
 
-/** Appends a dated section to docs/BENCHMARKS.md. */
+/** Whether this run was asked to append its figures to docs/BENCHMARKS.md (`--record`). */
+export const recording = process.argv.includes('--record')
+
+/**
+ * Appends a dated section to docs/BENCHMARKS.md when the run was started with `--record`; else to
+ * .data/bench/BENCHMARKS.md (git-ignored), so a trial run leaves the working tree clean.
+ */
 export function appendReport(title: string, lines: string[]): void {
-  const file = join(repoRoot, 'docs', 'BENCHMARKS.md')
+  const file = recording
+    ? join(repoRoot, 'docs', 'BENCHMARKS.md')
+    : join(repoRoot, '.data', 'bench', 'BENCHMARKS.md')
   if (!existsSync(file)) {
+    mkdirSync(dirname(file), { recursive: true })
     writeFileSync(
       file,
-      '# Herald benchmarks\n\nEach section is one run, appended by `npm run bench*`. Figures are ratios to baselines ' +
+      '# Herald benchmarks\n\nEach section is one run, appended by `npm run bench* -- --record`. Figures are ratios to baselines ' +
         'measured in the same run on the same machine; absolute numbers move with the machine.\n',
     )
   }
   appendFileSync(file, `\n## ${title} — ${new Date().toISOString()}\n\n${lines.join('\n')}\n`)
+  console.log(
+    `[bench] appended to ${file}${recording ? '' : ' (pass --record to append to docs/BENCHMARKS.md)'}`,
+  )
 }
