@@ -1,6 +1,7 @@
 // The offset protocol under crashes and rebalances, with real distributor processes, the real broker, Redis
-// and the SMTP stand-in. Each at-least-once test also runs against a deliberately broken variant, which
-// must fail it: a test that cannot fail proves nothing.
+// and the SMTP stand-in. Negative controls (a test that cannot fail proves nothing): the SIGKILL
+// mid-delivery scenario runs again against a distributor that advances offsets before delivering, and a
+// distributor that seeks to the latest offset on claim must skip records. The other tests have no such rerun.
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { createRedis, type Redis } from '@herald/shared/redis/client'
