@@ -1,7 +1,7 @@
 // Shared helpers for integration tests: the servers they talk to, unique names, private stacks.
 import { randomUUID } from 'node:crypto'
 import { rmSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { createServer, type Server } from 'node:net'
 import { join } from 'node:path'
 import { isPortOpen, repoRoot } from '../dev/lib/process.ts'
 import { defineStack, type Stack, startStack, stopStack } from '../dev/lib/stack.ts'
@@ -29,17 +29,35 @@ export async function requireServers(): Promise<void> {
   }
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
+/**
+ * A port nothing listens on right now. Another process may take it before the caller binds it: a service
+ * that can listen on port 0 and report its port is the steadier choice.
+ */
+export async function freePort(): Promise<number> {
+  const [port] = await freePorts(1)
+  return port as number
+}
+
+/** `count` different free ports: every one is held until all are found, so none is handed out twice. */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers: Server[] = []
+  try {
+    for (let i = 0; i < count; i++) {
+      const server = createServer()
+      servers.push(server)
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject)
+        server.listen(0, '127.0.0.1', resolve)
+      })
+    }
+    return servers.map((server) => {
       const address = server.address()
-      server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      )
+      if (typeof address !== 'object' || !address) throw new Error('no port')
+      return address.port
     })
-  })
+  } finally {
+    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))))
+  }
 }
 
 export interface PrivateStack {
@@ -55,22 +73,32 @@ export interface PrivateStack {
  * that stop, freeze or wipe a server and must not touch the developer's stack.
  */
 export async function startPrivateStack(kafkaOverrides?: Record<string, string>): Promise<PrivateStack> {
-  const dataDir = join(repoRoot, '.data', 'test', randomUUID().slice(0, 8))
-  const stack = defineStack({
-    dataDir,
-    kafkaPort: await freePort(),
-    controllerPort: await freePort(),
-    redisPort: await freePort(),
-    ...(kafkaOverrides ? { kafkaOverrides } : {}),
-  })
-  const up = await startStack(stack)
-  return {
-    stack,
-    brokers: up.brokers,
-    redisUrl: up.redisUrl,
-    async destroy() {
-      await stopStack(stack)
+  for (let attempt = 1; ; attempt++) {
+    const dataDir = join(repoRoot, '.data', 'test', randomUUID().slice(0, 8))
+    const [kafkaPort, controllerPort, redisPort] = (await freePorts(3)) as [number, number, number]
+    const stack = defineStack({
+      dataDir,
+      kafkaPort,
+      controllerPort,
+      redisPort,
+      ...(kafkaOverrides ? { kafkaOverrides } : {}),
+    })
+    try {
+      const up = await startStack(stack)
+      return {
+        stack,
+        brokers: up.brokers,
+        redisUrl: up.redisUrl,
+        async destroy() {
+          await stopStack(stack)
+          rmSync(dataDir, { recursive: true, force: true })
+        },
+      }
+    } catch (error) {
+      await stopStack(stack).catch(() => {})
       rmSync(dataDir, { recursive: true, force: true })
-    },
+      // Another process took one of the ports between the check and the bind: pick new ones.
+      if (attempt >= 3 || !/already in use/.test(String((error as Error).message))) throw error
+    }
   }
 }

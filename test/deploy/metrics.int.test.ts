@@ -175,9 +175,11 @@ test('the distributor joins the consumer group and reads the topic the KEDA Kafk
   const running = await distributor.waitForLog((l) => typeof l.group === 'string')
   assert.equal(running.group, group)
   assert.equal(running.topic, topic)
-  const { groups } = await admin.listGroups()
-  assert.ok(
-    groups.some((g) => g.groupId === group),
-    `${group} is a group on the broker`,
+  // The running line may come before the first join reaches the coordinator.
+  await eventually(
+    `${group} as a group on the broker`,
+    async () => ((await admin.listGroups()).groups.some((g) => g.groupId === group) ? true : undefined),
+    30_000,
+    200,
   )
 })

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { connect } from 'node:net'
 import { after, before, test } from 'node:test'
 import type { Admin } from 'kafkajs'
-import { freePort, kafkaBrokers, redisUrl, requireServers } from '../helpers.ts'
+import { kafkaBrokers, redisUrl, requireServers } from '../helpers.ts'
 import { createTopics, deleteNamespace, namespace, testKafka, watermarks } from '../support/fixtures.ts'
 import { type ServiceProcess, startService } from '../support/service-process.ts'
 
@@ -203,11 +203,10 @@ async function rss(url: string): Promise<number> {
 }
 
 async function run(leak: boolean) {
-  const port = await freePort()
   const api: ServiceProcess = startService(leak ? 'api-leak' : 'api', 'api', {
     KAFKA_BROKERS: kafkaBrokers(),
     REDIS_URL: redisUrl(),
-    PORT: String(port),
+    PORT: '0', // the api picks a free port and logs it: no port chosen here for another process to take
     TOPIC_PREFIX: ns.prefix,
     KEY_PREFIX: ns.prefix,
     TOPIC_PARTITIONS: '3',
@@ -215,8 +214,9 @@ async function run(leak: boolean) {
     ...(leak ? { HERALD_TEST_LEAK: '1' } : {}),
   })
   try {
+    const { port } = await api.waitForLog((l) => String(l.msg ?? '').startsWith('api listening'), 30_000)
+    if (typeof port !== 'number') throw new Error('the api did not log its port')
     const url = `http://127.0.0.1:${port}`
-    await api.waitForLog((l) => String(l.msg ?? '').startsWith('api listening'), 30_000)
     const random = prng(leak ? 7 : 42)
     const fire = async (count: number) => {
       const statuses = new Map<number, number>()

@@ -3,7 +3,8 @@ import { connect } from 'node:net'
 
 /**
  * Sends `chunks` one after the other (50 ms apart; after the server's greeting when `greeting` is set, as
- * SMTP wants) and resolves with all the server wrote, when it closes the connection or after `waitMs`.
+ * SMTP wants) and resolves with all the server wrote, when it closes the connection or `waitMs` after the
+ * last chunk went out (counted from then, so a slow start on a busy machine does not cut the answer short).
  */
 export function talkRaw(
   port: number,
@@ -13,12 +14,13 @@ export function talkRaw(
   return new Promise((resolve, reject) => {
     const socket = connect(port, '127.0.0.1')
     const received: Buffer[] = []
+    // Until the chunks are out: a bound for a server that never greets nor closes.
+    let timer = setTimeout(() => done(), 30_000)
     const done = () => {
       clearTimeout(timer)
       socket.destroy()
       resolve(Buffer.concat(received).toString('latin1'))
     }
-    const timer = setTimeout(done, options.waitMs ?? 1000)
     socket.on('data', (chunk) => received.push(chunk))
     socket.on('close', done)
     socket.on('error', (error: NodeJS.ErrnoException) => {
@@ -32,6 +34,9 @@ export function talkRaw(
         socket.write(chunk)
         await new Promise((r) => setTimeout(r, 50))
       }
+      if (socket.destroyed) return
+      clearTimeout(timer)
+      timer = setTimeout(done, options.waitMs ?? 1000)
     }
     if (options.greeting) socket.once('data', () => void write())
     else socket.on('connect', () => void write())

@@ -96,7 +96,7 @@ test('npm run sandbox prints where the stand-ins listen and exits 0 on SIGTERM',
     out += chunk.toString()
   })
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
-  const deadline = Date.now() + 10_000
+  const deadline = Date.now() + 30_000 // a bound for a busy machine; the loops end as soon as the line is there
   while (!out.includes('Ctrl-C') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
   assert.match(out, /SMTP\s+smtp:\/\/127\.0\.0\.1:\d+/)
   assert.match(out, /Twilio\s+http:\/\/127\.0\.0\.1:\d+/)
