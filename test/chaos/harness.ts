@@ -222,6 +222,22 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     linesOf(channel, from).filter(
       (l) => /^delivery attempt \d+ of \d+ failed/.test(String(l.msg ?? '')) && timeOf(l) <= to,
     ).length
+  /**
+   * Signs that a provider refused Herald: failed attempts, or the breaker probing (it opened; a rejected
+   * credential opens it at the first refusal, without a failed-attempt line).
+   */
+  const refusals = (channel: ChannelName, since: number) =>
+    linesOf(channel, since).filter((l) => {
+      const msg = String(l.msg ?? '')
+      return /^delivery attempt .* failed/.test(msg) || msg.startsWith('breaker half-open')
+    }).length
+  /**
+   * A provider fault lasts at least until the channel met it (bounded): a window in which the channel
+   * happened to deliver nothing (a rebalance in progress) would show nothing.
+   */
+  const refusedOnce = async (channel: ChannelName, since: number) => {
+    for (let waited = 0; waited < 30_000 && refusals(channel, since) === 0; waited += 200) await sleep(200)
+  }
   /** Waits (bounded) for another replica (or the restarted one) of `channel` to claim a partition. */
   const claimedAfter = async (channel: ChannelName, since: number, except: ServiceProcess | undefined) => {
     for (let waited = 0; waited < 60_000; waited += 200) {
@@ -337,10 +353,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           mark('outage')
           sandbox.slack.setFaults({ ...latency, failRate: 1, status: 503 })
           await sleep(Math.min(60_000, loadMs * 0.3))
+          await refusedOnce('slack', from)
           sandbox.slack.setFaults(latency)
           ended()
-          const failed = failedAttempts('slack', from, Date.now() + 1000)
-          if (failed > 0) ran(`slack outage (503; ${failed} attempts failed)`)
+          const failed = refusals('slack', from)
+          if (failed > 0) ran(`slack outage (503; ${failed} refusals: failed attempts, breaker probes)`)
           else missing('slack outage: no Slack delivery attempt failed during it')
         })(),
       )
@@ -353,12 +370,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           mark('auth')
           sandbox.twilio.setFaults({ ...latency, authFail: true })
           await sleep(Math.min(30_000, loadMs * 0.15))
+          await refusedOnce('sms', from)
           sandbox.twilio.setFaults(twilioBase)
           ended()
-          const rejected = linesOf('sms', from).filter((l) =>
-            /^delivery attempt .* failed/.test(String(l.msg ?? '')),
-          ).length
-          if (rejected > 0) ran(`twilio credentials rejected (${rejected} attempts failed)`)
+          const rejected = refusals('sms', from)
+          if (rejected > 0)
+            ran(`twilio credentials rejected (${rejected} refusals: failed attempts, breaker probes)`)
           else missing('twilio credentials rejected: no SMS delivery attempt failed during it')
         })(),
       )
