@@ -64,6 +64,18 @@ export interface DistributorDeps {
   faults?: ProtocolFaults
 }
 
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+/** Settles like `work`, or rejects with the signal's reason as soon as it aborts (even if `work` never ends). */
+function untilAborted<T>(signal: AbortSignal, work: Promise<T>): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason)
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+  })
+}
+
 /** A claimed partition: its fencing token and tracker. Replaced on every claim; old ones are dropped. */
 interface PartitionState {
   partition: number
@@ -112,6 +124,11 @@ export class Distributor {
   /** Counts crashes per record and spots records whose notification already finished (crash-guard.ts). */
   readonly #guard: CrashGuard
   #crashed: ((error: Error) => void) | undefined
+  #stopping: Promise<{ abandoned: number }> | undefined
+  /** Deliveries given up at the shutdown bound (delivered again by the next owner). */
+  #abandoned = 0
+  /** Per record (`partition:offset`), the earliest time its next attempt may start (Retry-After, backoff). */
+  readonly #notBefore = new Map<string, number>()
 
   constructor(deps: DistributorDeps) {
     this.#deps = deps
@@ -198,11 +215,17 @@ export class Distributor {
   }
 
   /**
-   * Stops fetching, lets in-flight deliveries finish within the shutdown bound (then aborts them: they stay
-   * unfinished and are delivered again later), records offsets for what finished, leaves the group.
+   * Stops fetching, lets in-flight deliveries finish within the shutdown bound (then abandons them, whether
+   * or not the channel honours the abort: they stay unfinished and are delivered again later), records
+   * offsets for what finished, leaves the group. Resolves with the number of deliveries abandoned.
    */
-  async stop(): Promise<void> {
-    if (!this.#running) return
+  stop(): Promise<{ abandoned: number }> {
+    this.#stopping ??= this.#stopOnce()
+    return this.#stopping
+  }
+
+  async #stopOnce(): Promise<{ abandoned: number }> {
+    if (!this.#running) return { abandoned: 0 }
     this.#running = false
     this.#lag.stop()
     const bound = setTimeout(
@@ -218,6 +241,7 @@ export class Distributor {
       await this.#producer.disconnect().catch(() => {})
       await this.#admin.disconnect().catch(() => {})
     }
+    return { abandoned: this.#abandoned }
   }
 
   // --- Rule 1: claim on every join ---------------------------------------------------------------------
@@ -232,6 +256,9 @@ export class Distributor {
     this.#lag.setLeader(event.payload.isLeader)
     // Every rebalance drops kafkajs' positions, even for kept partitions: every claim starts over.
     this.#partitions.clear()
+    const kept = new Set(assigned)
+    for (const key of this.#notBefore.keys())
+      if (!kept.has(Number(key.split(':')[0]))) this.#notBefore.delete(key)
     this.#deps.metrics.partitionsHeld.set(0)
     this.#log.info({ assigned, memberId: this.#memberId }, 'joined the group; claiming partitions')
     this.#joins = this.#joins.then(() => this.#claimUntilDone(seq, assigned))
@@ -486,6 +513,9 @@ export class Distributor {
     const released: string[] = []
     let resumeAfterMs: number | undefined
     let yielding: string | undefined
+    // Set while outcomes cannot be recorded (Redis or Kafka unreachable): no new delivery starts, so what
+    // an outage can cost is what was in flight, not everything delivered meanwhile.
+    let recordingFailed = false
     const mustYield = (): string | undefined => {
       if (yielding) return yielding
       if (!this.#running || this.#stop.signal.aborted) return 'stopping'
@@ -508,7 +538,22 @@ export class Distributor {
       // notification already finished (an offset read again, an id produced again). A dead-letter replay
       // is delivered whatever its status: it may be read before the replay requeued its status.
       const id = record.kind === 'ok' && !isReplay(message.headers) ? record.record.id : undefined
-      const check = await this.#guard.start(batch.partition, offset, id)
+      const storesDown = (error: unknown, what: string) => {
+        if (!recordingFailed)
+          this.#log.warn(
+            { err: error, partition: batch.partition, offset },
+            `${what} failed (Redis or Kafka unreachable?): handed back, starting no delivery until it works`,
+          )
+        recordingFailed = true
+        handBack(message)
+        return false
+      }
+      let check: Awaited<ReturnType<CrashGuard['start']>>
+      try {
+        check = await this.#guard.start(batch.partition, offset, id)
+      } catch (error) {
+        return storesDown(error, 'the crash guard')
+      }
       let result: Finished | { status: 'unfinished'; retryInMs?: number }
       try {
         if (check.finished && record.kind === 'ok') {
@@ -517,14 +562,19 @@ export class Distributor {
           const { channel } = record.record
           const { status, attempts } = check.finished
           const at = new Date().toISOString()
-          await Promise.all([
-            this.#producer.send({
-              topic: this.#deps.topics.events,
-              acks: -1,
-              messages: [{ key: id, value: JSON.stringify({ id, channel, status, attempts, at }) }],
-            }),
-            this.#guard.forget(batch.partition, [offset]),
-          ])
+          try {
+            await Promise.all([
+              this.#producer.send({
+                topic: this.#deps.topics.events,
+                acks: -1,
+                messages: [{ key: id, value: JSON.stringify({ id, channel, status, attempts, at }) }],
+              }),
+              this.#guard.forget(batch.partition, [offset]),
+            ])
+          } catch (error) {
+            await this.#guard.handBack(batch.partition, offset)
+            return storesDown(error, 'recording a skipped record')
+          }
           this.#guard.ended(batch.partition, offset)
           this.#deps.metrics.skipped.inc({ reason: 'already_final' })
           state.tracker.finish(offset)
@@ -562,6 +612,10 @@ export class Distributor {
     const work = (async () => {
       while (queue.length > 0 && !failure) {
         if (mustYield()) break
+        if (recordingFailed || this.#deps.redis.status !== 'ready') {
+          await sleep(200)
+          continue
+        }
         await this.#slots.acquire()
         let index = -1
         for (let i = 0; i < queue.length; i++) {
@@ -609,7 +663,9 @@ export class Distributor {
     })()
 
     // Rule 3: a message is finished only once its dead letter is acknowledged and its status and event are
-    // written; then the offset may move over it. A failed write puts the results back for the next flush.
+    // written; then the offset may move over it. Each stage is done once: a dead letter Kafka acknowledged is
+    // not written again when a later stage fails (Redis down); what failed is retried by the next flush.
+    let cleanup: number[] = []
     const flush = async (): Promise<void> => {
       const results = finished
       const letters = deadLetters
@@ -617,29 +673,36 @@ export class Distributor {
       deadLetters = []
       try {
         await writeDeadLetters(this.#producer, this.#deps.topics.deadLetter, letters)
-        await this.#recordOutcomes(results.map((f) => f.result))
       } catch (error) {
         finished.unshift(...results)
         deadLetters.unshift(...letters)
         throw error
       }
-      for (const { offset } of results) state.tracker.finish(offset)
-      if (results.length > 0) {
+      try {
+        await this.#recordOutcomes(results.map((f) => f.result))
+      } catch (error) {
+        finished.unshift(...results)
+        throw error
+      }
+      for (const { offset } of results) {
+        state.tracker.finish(offset)
+        cleanup.push(offset)
+      }
+      if (cleanup.length > 0) {
+        const offsets = cleanup
         const next = state.tracker.next
-        const beyond = results.map((r) => r.offset).filter((offset) => offset >= next)
-        state.notedMax = beyond.reduce((a, b) => Math.max(a, b), state.notedMax)
+        const beyond = offsets.filter((offset) => offset >= next)
+        const notedMax = beyond.reduce((a, b) => Math.max(a, b), state.notedMax)
         // Redis is touched only while something was noted: in order, nothing finishes beyond next.
-        const noting = state.notedMax >= 0
+        const noting = notedMax >= 0
         await Promise.all([
-          this.#guard.forget(
-            batch.partition,
-            results.map((r) => r.offset),
-          ),
+          this.#guard.forget(batch.partition, offsets),
           noting ? this.#offsets.noteFinished(batch.partition, beyond, next) : undefined,
         ])
-        if (noting && next > state.notedMax) state.notedMax = -1 // pruned: all of it is below next
-        await this.#advance(state)
+        cleanup = cleanup.slice(offsets.length)
+        state.notedMax = noting && next > notedMax ? -1 : notedMax // -1: pruned, all of it is below next
       }
+      await this.#advance(state)
     }
 
     // kafkajs heartbeats only from inside the handler: keep the membership alive during long batches. A
@@ -647,10 +710,21 @@ export class Distributor {
     let done = false
     const beating = (async () => {
       while (!done) {
-        await Promise.race([work.catch(() => {}), abortableSleep(500, this.#stop.signal).catch(() => {})])
+        // Not the stop signal's sleep: once it aborted, that one returns at once and this loop would spin.
+        await Promise.race([work.catch(() => {}), sleep(500)])
         if (done) return
-        await flush().catch((error: unknown) =>
-          this.#log.warn({ err: error, partition: batch.partition }, 'recording finished deliveries failed'),
+        await flush().then(
+          () => {
+            recordingFailed = false
+          },
+          (error: unknown) => {
+            if (!recordingFailed)
+              this.#log.warn(
+                { err: error, partition: batch.partition },
+                'recording finished deliveries failed; holding them and retrying',
+              )
+            recordingFailed = true
+          },
         )
         if (done || this.#stop.signal.aborted || yielding) continue
         try {
@@ -668,7 +742,34 @@ export class Distributor {
       await work
       done = true
       await beating
-      await flush()
+      // Redis (or Kafka) unreachable: hold what finished, keep the membership alive, and record it once the
+      // stores are back, rather than throwing it away to be delivered again. Give up only when the claim is
+      // lost, a rebalance waits, or the shutdown bound is reached.
+      for (;;) {
+        try {
+          await flush()
+          break
+        } catch (error) {
+          const lost = state.fenced || this.#partitions.get(batch.partition) !== state || isStale()
+          if (yielding || lost || this.#stop.signal.aborted) throw error
+          if (!recordingFailed)
+            this.#log.warn(
+              { err: error, partition: batch.partition },
+              'recording finished deliveries failed; holding them and retrying',
+            )
+          recordingFailed = true
+          await sleep(500)
+          await heartbeat().catch((failed: unknown) => {
+            yielding = 'heartbeat failed'
+            this.#log.warn(
+              { err: failed, partition: batch.partition },
+              'heartbeat failed while holding outcomes',
+            )
+          })
+        }
+      }
+      if (recordingFailed)
+        this.#log.warn({ partition: batch.partition }, 'finished deliveries recorded again')
     } catch (error) {
       done = true
       await beating
@@ -707,7 +808,7 @@ export class Distributor {
     batch: Batch,
     message: KafkaMessage,
     decoded: DecodedRecord,
-    history: { crashes: number; attempts: number } | undefined,
+    history: { crashes: number; attempts: number; notBefore?: number } | undefined,
     deadLetter: (letter: DeadLetter) => void,
   ): Promise<Finished | { status: 'unfinished'; retryInMs?: number }> {
     const base = { topic: batch.topic, partition: batch.partition, message }
@@ -756,31 +857,44 @@ export class Distributor {
       return { record, status: 'expired', attempts: previous }
     }
     if (this.#breaker.blocking) return { status: 'unfinished' }
+    // A record waiting out Retry-After or a backoff is not attempted early, whatever resumed its partition
+    // (another record's shorter wait, a probe, a claim): an early attempt would burn one of its attempts.
+    const waitKey = `${batch.partition}:${message.offset}`
+    const dueIn = Math.max(this.#notBefore.get(waitKey) ?? 0, history?.notBefore ?? 0) - Date.now()
+    if (dueIn > 0) return { status: 'unfinished', retryInMs: dueIn }
+    this.#notBefore.delete(waitKey)
     const attemptsKey = this.#deps.keys.attempts(this.#deps.groupId, batch.topic)
     const started = performance.now()
     try {
-      const outcome = await deliver(this.#deps.channel, record, {
-        maxAttempts,
-        previousAttempts: previous,
-        backoff: { baseMs: retryBaseMs, capMs: retryCapMs },
-        maxInlineWaitMs: Math.floor(this.#deps.config.kafka.sessionTimeoutMs / 3),
-        breaker: this.#breaker,
-        signal: this.#stop.signal,
-        onAttemptFailed: async (attempt, error, waitMs) => {
-          this.#deps.metrics.attemptsFailed.inc({ class: error.failureClass })
-          log.warn(
-            { id: record.id, code: error.code, class: error.failureClass, waitMs },
-            `delivery attempt ${attempt} of ${maxAttempts} failed: ${error.message}`,
-          )
-          if (waitMs === undefined) return
-          await this.#deps.redis.hset(attemptsKey, `${batch.partition}:${message.offset}:attempts`, attempt)
-          await this.#deps.statuses.set(record.id, 'retrying', 'move', {
-            channel: this.#deps.channel.name,
-            attempts: attempt,
-            lastError: error.message.slice(0, 500),
-          })
-        },
-      })
+      const outcome = await untilAborted(
+        this.#stop.signal,
+        deliver(this.#deps.channel, record, {
+          maxAttempts,
+          previousAttempts: previous,
+          backoff: { baseMs: retryBaseMs, capMs: retryCapMs },
+          maxInlineWaitMs: Math.floor(this.#deps.config.kafka.sessionTimeoutMs / 3),
+          breaker: this.#breaker,
+          signal: this.#stop.signal,
+          onAttemptFailed: async (attempt, error, waitMs) => {
+            this.#deps.metrics.attemptsFailed.inc({ class: error.failureClass })
+            log.warn(
+              { id: record.id, code: error.code, class: error.failureClass, waitMs },
+              `delivery attempt ${attempt} of ${maxAttempts} failed: ${error.message}`,
+            )
+            if (waitMs === undefined) return
+            // The wait is kept with the attempt count, so whichever consumer resumes the record honours it.
+            await this.#deps.redis.hset(attemptsKey, {
+              [`${batch.partition}:${message.offset}:attempts`]: attempt,
+              [`${batch.partition}:${message.offset}:notBefore`]: Date.now() + waitMs,
+            })
+            await this.#deps.statuses.set(record.id, 'retrying', 'move', {
+              channel: this.#deps.channel.name,
+              attempts: attempt,
+              lastError: error.message.slice(0, 500),
+            })
+          },
+        }),
+      )
       switch (outcome.outcome) {
         case 'delivered':
           return {
@@ -804,6 +918,7 @@ export class Distributor {
             failureClass: outcome.failureClass,
           }
         case 'deferred':
+          this.#notBefore.set(waitKey, Date.now() + outcome.waitMs)
           this.#deps.metrics.deferred.inc({ reason: 'backoff' })
           return { status: 'unfinished', retryInMs: outcome.waitMs }
         case 'breaker-open':
@@ -811,10 +926,16 @@ export class Distributor {
           return { status: 'unfinished' }
       }
     } catch (error) {
-      log.info(
-        { id: record.id, reason: errorMessage(error) },
-        'delivery abandoned (shutdown); it will be delivered again',
-      )
+      if (this.#stop.signal.aborted) {
+        this.#abandoned += 1
+        log.warn(
+          { id: record.id, reason: errorMessage(error) },
+          'delivery abandoned (shutdown); it will be delivered again',
+        )
+      } else {
+        // Recording a failed attempt failed (Redis unreachable): the record goes back and is tried again.
+        log.warn({ id: record.id, err: error }, 'recording a failed attempt failed; handed back')
+      }
       return { status: 'unfinished' }
     }
   }
@@ -825,6 +946,9 @@ export class Distributor {
    */
   #retryLater(state: PartitionState, waitMs: number): void {
     const { main: topic } = this.#deps.topics
+    // Only the current claim may pause its partition: a superseded batch that ends late would otherwise
+    // pause the partition its successor sought and resumed, and nothing would resume it.
+    if (state.fenced || this.#partitions.get(state.partition) !== state) return
     this.#consumer.pause([{ topic, partitions: [state.partition] }])
     this.#deps.metrics.stalled.inc()
     this.#log.info({ partition: state.partition, waitMs }, 'partition paused until its next retry is due')

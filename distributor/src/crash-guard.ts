@@ -51,6 +51,8 @@ export interface StartCheck {
   crashes: number
   /** Failed delivery attempts recorded so far. */
   attempts: number
+  /** Epoch ms before which the next attempt must not start (a Retry-After or backoff wait), or 0. */
+  notBefore: number
   /** The notification's status when it is already final (delivered, dead-lettered or expired). */
   finished: { status: Status; attempts: number } | undefined
 }
@@ -99,12 +101,13 @@ export class CrashGuard {
           'crashGuardStart',
           [this.#hash],
           [at, this.instanceId, this.#livenessPrefix, this.#ttlMs],
-        ) as Promise<[number, number]>,
+        ) as Promise<[number, number, number]>,
         id === undefined ? undefined : this.#statuses.peek(id),
       ])
       return {
         crashes: Number(counts[0]),
         attempts: Number(counts[1]),
+        notBefore: Number(counts[2] ?? 0),
         finished: status && finalStatuses.has(status.status) ? status : undefined,
       }
     } catch (error) {
@@ -137,6 +140,7 @@ export class CrashGuard {
     const fields = offsets.flatMap((offset) => [
       `${partition}:${offset}:starters`,
       `${partition}:${offset}:attempts`,
+      `${partition}:${offset}:notBefore`,
       `${partition}:${offset}:starts`, // written by distributors before the crash guard
     ])
     await this.#redis.hdel(this.#hash, ...fields)

@@ -112,10 +112,17 @@ export async function main(options: DistributorMainOptions = {}): Promise<void> 
     logger.info({ signal }, 'shutting down: finishing in-flight deliveries')
     const started = Date.now()
     try {
-      await distributor.stop()
+      const { abandoned } = await distributor.stop()
       await channel.close()
       await redis.quit().catch(() => redis.disconnect())
       health.close()
+      if (abandoned > 0) {
+        logger.warn(
+          { ms: Date.now() - started, abandoned },
+          'stopped with deliveries abandoned at the shutdown bound; they will be delivered again',
+        )
+        process.exit(1)
+      }
       logger.info({ ms: Date.now() - started }, 'stopped')
       process.exit(0)
     } catch (error) {

@@ -12,13 +12,14 @@
   Liveness keys are built here from ARGV[3], not passed in KEYS: which ones are read depends on the hash.
   They carry the same hash tag as KEYS[1] ({<group>:<topic>}), so on Redis Cluster they are in its slot.
 
-  KEYS[1]  attempts hash of (group, topic); fields <partition>:<offset>:starters and :attempts
+  KEYS[1]  attempts hash of (group, topic); fields <partition>:<offset>:starters, :attempts, :notBefore
   ARGV[1]  <partition>:<offset>
   ARGV[2]  this process's instance id (no commas)
   ARGV[3]  liveness key prefix, <prefix>:{<group>:<topic>}:alive: (+ instance id = a liveness key)
   ARGV[4]  liveness TTL in milliseconds (this process's key is set alive with it)
 
-  Returns { crashes: starters that died with the record in flight, attempts: failed attempts so far }
+  Returns { crashes: starters that died with the record in flight, attempts: failed attempts so far,
+            notBefore: epoch ms before which the next attempt must not start (Retry-After, backoff), or 0 }
 ]]
 local field = ARGV[1] .. ':starters'
 local me = ARGV[2]
@@ -44,4 +45,5 @@ if not seen then
 end
 
 local attempts = tonumber(redis.call('HGET', KEYS[1], ARGV[1] .. ':attempts') or '0') or 0
-return { crashes, attempts }
+local notBefore = tonumber(redis.call('HGET', KEYS[1], ARGV[1] .. ':notBefore') or '0') or 0
+return { crashes, attempts, notBefore }

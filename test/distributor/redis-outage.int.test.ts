@@ -1,0 +1,253 @@
+// Redis outages under load (issues 12 item 5 and 19): what a distributor finished while Redis was
+// unreachable is held and recorded once Redis is back, so an outage costs at most the deliveries in flight
+// at a crash, not everything delivered meanwhile; and a dead letter is written once. Each test runs its own
+// redis-server (SIGKILLed and restarted from its AOF) beside the shared broker.
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { rmSync } from 'node:fs'
+import { join } from 'node:path'
+import { after, before, test } from 'node:test'
+import { createRedis, defineScripts, type Redis, sharedScripts } from '@herald/shared/redis/client'
+import { redisKeys } from '@herald/shared/redis/keys'
+import { StatusStore } from '@herald/shared/status'
+import type { Admin, Kafka, Producer } from 'kafkajs'
+import { repoRoot } from '../../dev/lib/process.ts'
+import { type RedisInstance, redisPid, startRedis, stopRedis } from '../../dev/lib/redis.ts'
+import { type Sandbox, startSandbox } from '../../dev/standins/index.ts'
+import { freePort, kafkaBrokers, requireServers } from '../helpers.ts'
+import {
+  countBy,
+  createTopics,
+  deleteNamespace,
+  emailRecord,
+  namespace,
+  newProducer,
+  produceRecords,
+  serviceEnv,
+  type TestNamespace,
+  testKafka,
+  watermarks,
+} from '../support/fixtures.ts'
+import { eventually, type ServiceProcess, startService } from '../support/service-process.ts'
+
+let sandbox: Sandbox
+let kafka: Kafka
+let admin: Admin
+let producer: Producer
+const namespaces: TestNamespace[] = []
+const running: ServiceProcess[] = []
+const servers: RedisInstance[] = []
+
+before(async () => {
+  await requireServers()
+  for (const name of [
+    'SMTP_STANDIN_PORT',
+    'SMTP_STANDIN_HTTP_PORT',
+    'TWILIO_STANDIN_PORT',
+    'SLACK_STANDIN_PORT',
+  ])
+    process.env[name] = '0'
+  sandbox = await startSandbox({ quiet: true })
+  kafka = testKafka(kafkaBrokers())
+  admin = kafka.admin()
+  await admin.connect()
+  producer = await newProducer(kafka)
+})
+
+after(async () => {
+  for (const p of running) p.kill('SIGKILL')
+  for (const ns of namespaces) await deleteNamespace(admin, undefined, ns)
+  for (const server of servers) {
+    await stopRedis(server, 2000)
+    rmSync(server.dataDir, { recursive: true, force: true })
+  }
+  await sandbox?.close()
+  await producer?.disconnect()
+  await admin?.disconnect()
+})
+
+/** A redis-server of the test's own (AOF everysec, like production), and a client that rides out its crashes. */
+async function privateRedis(): Promise<{ server: RedisInstance; url: string; client: Redis }> {
+  const server = {
+    port: await freePort(),
+    dataDir: join(repoRoot, '.data', 'test', `redis-${randomUUID().slice(0, 8)}`),
+  }
+  servers.push(server)
+  const { url } = await startRedis(server)
+  const client = createRedis(url, { maxRetriesPerRequest: null })
+  client.on('error', () => {})
+  defineScripts(client, sharedScripts)
+  await client.connect()
+  return { server, url, client }
+}
+
+/** SIGKILL: what the AOF had not written is gone; no graceful flush. */
+async function crash(server: RedisInstance): Promise<void> {
+  const pid = redisPid(server)
+  assert.ok(pid, 'redis-server is running')
+  process.kill(pid, 'SIGKILL')
+  await eventually('redis-server gone', () => {
+    try {
+      process.kill(pid, 0)
+      return undefined
+    } catch {
+      return true
+    }
+  })
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+function distributor(ns: TestNamespace, name: string, env: Record<string, string>): ServiceProcess {
+  const p = startService(name, 'distributor', serviceEnv(ns, sandbox.env, env))
+  running.push(p)
+  return p
+}
+
+const claimed = (p: ServiceProcess) => p.waitForLog((l) => l.msg === 'claimed partition', 30_000)
+
+/** Records in a topic (all partitions), from its watermarks. */
+async function recordCount(topic: string): Promise<number> {
+  let total = 0
+  for (const { low, high } of (await watermarks(admin, topic)).values()) total += high - low
+  return total
+}
+
+async function offsetsAtLogEnd(redis: Redis, ns: TestNamespace, channel: 'email' | 'sms' | 'slack') {
+  const topic = ns.topics.main(channel)
+  const stored = await redis.hgetall(redisKeys(ns.prefix).offsets(ns.groupId(channel), topic))
+  for (const [partition, { high }] of await watermarks(admin, topic)) {
+    if (high > 0 && Number(stored[String(partition)] ?? -1) < high) return undefined
+  }
+  return true
+}
+
+test('a dead letter is written once, even when Redis is down while its outcome is recorded', async () => {
+  const { server, url, client } = await privateRedis()
+  const ns = namespace('dlq-once')
+  namespaces.push(ns)
+  await createTopics(admin, ns, 4, kafkaBrokers())
+  // A permanent refusal that takes 2 s to come: Redis is killed while the send is in flight.
+  sandbox.smtp.setFaults({ latencyMs: 2000, permanentRecipients: ['refused@example.com'] })
+  try {
+    const d = distributor(ns, 'dlq-once', { CHANNEL: 'email', REDIS_URL: url })
+    await claimed(d)
+    const record = emailRecord(`${ns.prefix}-dead`, 'refused@example.com')
+    await produceRecords(producer, ns.topics.main('email'), [record])
+    const attempts = redisKeys(ns.prefix).attempts(ns.groupId('email'), ns.topics.main('email'))
+    await eventually('the delivery started', async () =>
+      (await client.hlen(attempts)) > 0 ? true : undefined,
+    )
+    await crash(server)
+    // The dead letter is acknowledged by Kafka; its status cannot be written. Several flushes fail meanwhile.
+    await eventually('a dead letter on its topic', async () =>
+      (await recordCount(ns.topics.deadLetter('email'))) > 0 ? true : undefined,
+    )
+    await sleep(3000)
+    await startRedis(server)
+    const statuses = new StatusStore(client, redisKeys(ns.prefix), 3600)
+    await eventually('dead_lettered status', async () =>
+      (await statuses.get(record.id))?.status === 'dead_lettered' ? true : undefined,
+    )
+    await eventually('offsets at the log end', () => offsetsAtLogEnd(client, ns, 'email'))
+    assert.equal(await recordCount(ns.topics.deadLetter('email')), 1, 'one dead letter for one failed record')
+  } finally {
+    sandbox.smtp.setFaults({})
+    client.disconnect()
+  }
+})
+
+test('Redis outages of 5 s and 30 s under steady load, with a replica stopped meanwhile: nothing lost, few duplicates', async (t) => {
+  const { server, url, client } = await privateRedis()
+  const ns = namespace('redis-outage')
+  namespaces.push(ns)
+  await createTopics(admin, ns, 4, kafkaBrokers())
+  const concurrency = 8
+  sandbox.smtp.setFaults({ latencyMs: 20 })
+  sandbox.twilio.setFaults({ latencyMs: 20 })
+  sandbox.slack.setFaults({ latencyMs: 20 })
+  const env = (channel: string) => ({
+    CHANNEL: channel,
+    REDIS_URL: url,
+    DELIVERY_CONCURRENCY: String(concurrency),
+    SHUTDOWN_TIMEOUT_MS: '5000',
+  })
+  const replicas = [
+    distributor(ns, 'outage-email-1', env('email')),
+    distributor(ns, 'outage-email-2', env('email')),
+    distributor(ns, 'outage-sms', env('sms')),
+    distributor(ns, 'outage-slack', env('slack')),
+  ]
+  try {
+    await Promise.all(replicas.map(claimed))
+    const ids: string[] = []
+    let loading = true
+    const load = (async () => {
+      for (let i = 0; loading; i++) {
+        const base = `${ns.prefix}-${i}`
+        const createdAt = new Date().toISOString()
+        const email = emailRecord(`${base}-e`, `user${i % 10}@example.com`, { message: `m ${base}-e` })
+        const sms = {
+          v: 1,
+          id: `${base}-s`,
+          channel: 'sms' as const,
+          to: `+1555010${String(i % 10).padStart(4, '0')}`,
+          message: `m ${base}-s`,
+          createdAt,
+        }
+        const slack = {
+          v: 1,
+          id: `${base}-k`,
+          channel: 'slack' as const,
+          to: i % 2 ? 'ops' : 'default',
+          message: `m ${base}-k`,
+          createdAt,
+        }
+        await Promise.all([
+          produceRecords(producer, ns.topics.main('email'), [email]),
+          produceRecords(producer, ns.topics.main('sms'), [sms]),
+          produceRecords(producer, ns.topics.main('slack'), [slack]),
+        ])
+        ids.push(email.id, sms.id, slack.id)
+        await sleep(40)
+      }
+    })()
+    await sleep(4000)
+    await crash(server)
+    await sleep(5000)
+    await startRedis(server)
+    await sleep(5000)
+    await crash(server)
+    await sleep(10_000)
+    replicas[1]?.kill('SIGTERM') // a rebalance in the middle of the outage
+    await sleep(20_000)
+    await startRedis(server)
+    await sleep(5000)
+    loading = false
+    await load
+    for (const channel of ['email', 'sms', 'slack'] as const)
+      await eventually(
+        `${channel} offsets at the log end`,
+        () => offsetsAtLogEnd(client, ns, channel),
+        120_000,
+        500,
+      )
+    const received = [
+      ...sandbox.smtp.messages().map((m) => /^<(.+)@herald>$/.exec(m.messageId ?? '')?.[1]),
+      ...sandbox.twilio.messages().map((m) => /m (\S+)/.exec(m.text)?.[1]),
+      ...sandbox.slack.messages().map((m) => /m (\S+)/.exec(m.text)?.[1]),
+    ].filter((id): id is string => id?.startsWith(`${ns.prefix}-`) ?? false)
+    const counts = countBy(received)
+    const lost = ids.filter((id) => !counts.has(id))
+    const duplicates = [...counts.values()].reduce((sum, n) => sum + n - 1, 0)
+    t.diagnostic(`${ids.length} produced, ${lost.length} lost, ${duplicates} duplicate deliveries`)
+    assert.deepEqual(lost, [])
+    // At most what was in flight per replica, per outage (two outages, four replicas).
+    assert.ok(duplicates <= concurrency * replicas.length * 2, `${duplicates} duplicates`)
+  } finally {
+    sandbox.smtp.setFaults({})
+    sandbox.twilio.setFaults({})
+    sandbox.slack.setFaults({})
+    client.disconnect()
+  }
+})
