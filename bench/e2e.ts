@@ -19,7 +19,7 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createLogger } from '@herald/shared/logger'
 import { createRedis, type Redis } from '@herald/shared/redis/client'
-import { ensureTopics, topicNames, topicSpecs } from '@herald/shared/topics'
+import { ensureTopics, topicNames, topicSpecs, waitForLeaders } from '@herald/shared/topics'
 import { Kafka, logLevel, type Message, Partitioners } from 'kafkajs'
 import { kafkaPid } from '../dev/lib/kafka.ts'
 import { redisPid } from '../dev/lib/redis.ts'
@@ -185,8 +185,9 @@ async function main(): Promise<void> {
   const floorTopic = `${prefix}.floor`
   await admin.createTopics({
     topics: [{ topic: floorTopic, numPartitions: partitions, replicationFactor: 1 }],
-    waitForLeaders: true,
+    waitForLeaders: false,
   })
+  await waitForLeaders(admin, [floorTopic])
   const redis: Redis = createRedis(up.redisUrl)
   await redis.connect()
 
