@@ -212,6 +212,40 @@ describe('offsets across the life of a topic', () => {
     }
   })
 
+  test('a partition paused by an open breaker while its records were removed resumes at the log start', async () => {
+    const { ns, topic } = await setup('breaker-expiry')
+    sandbox.twilio.setFaults({ authFail: true })
+    try {
+      const d = smsDistributor(ns, 'breaker-expiry', {
+        MAX_ATTEMPTS: '2',
+        BREAKER_PROBE_MS: '500',
+        BREAKER_PROBE_MAX_MS: '1000',
+      })
+      await claimed(d)
+      const records = Array.from({ length: 5 }, () => sms(ns, someone()))
+      await produceTo(topic, 0, records.slice(0, 1))
+      await d.waitForLog((l) => String(l.msg ?? '').startsWith('BREAKER OPEN'))
+      await produceTo(topic, 0, records.slice(1)) // offsets 1..4; nothing finishes while credentials fail
+      await admin.deleteTopicRecords({ topic, partitions: [{ partition: 0, offset: '3' }] })
+      const alert = await d.waitForLog(
+        (l) => String(l.msg ?? '').startsWith('ALERT: records expired by retention'),
+        60_000,
+      )
+      assert.deepEqual([alert.partition, alert.expired], [0, 3])
+      sandbox.twilio.setFaults({})
+      await allDelivered(ns, records.slice(3))
+      await eventually('the stored offset at the log end', async () =>
+        (await storedNext(ns, topic, 0)) === '5' ? true : undefined,
+      )
+      assert.equal(await metricValue(d, 'herald_records_expired_unfinished_total'), 3)
+      for (const r of records.slice(0, 3)) assert.equal(received(r), 0)
+      d.kill('SIGTERM')
+      await d.exited
+    } finally {
+      sandbox.twilio.setFaults({})
+    }
+  })
+
   test('after a stored offset above the log end is reset, the stored offset follows the deliveries again', async () => {
     const { ns, topic } = await setup('above-end')
     const before = Array.from({ length: 5 }, () => sms(ns, someone()))
