@@ -365,12 +365,18 @@ export class DeadLetterStore {
   }
 
   async #write(channel: Channel, chosen: Found[]): Promise<void> {
+    // The status goes back to queued before the record is written: a distributor that delivers the replay at
+    // once must find a status it may move to delivered (dead_lettered is final and would refuse it).
+    const requeued = chosen.flatMap(({ view }) => (view.id ? [view.id] : []))
+    if (this.#statuses)
+      for (const id of requeued)
+        await this.#statuses.set(id, 'queued', 'requeue', { channel, attempts: 0, lastError: '' })
     const producer = this.#kafka.producer({
       allowAutoTopicCreation: false,
       createPartitioner: Partitioners.DefaultPartitioner,
     })
-    await producer.connect()
     try {
+      await producer.connect()
       await producer.send({
         topic: this.#topics.main(channel),
         acks: -1,
@@ -383,14 +389,16 @@ export class DeadLetterStore {
           },
         })),
       })
+    } catch (error) {
+      // Not replayed: the dead letters stay where they are, and so does their status.
+      if (this.#statuses)
+        for (const id of requeued)
+          await this.#statuses
+            .set(id, 'dead_lettered', 'move', { channel, lastError: 'replay failed' })
+            .catch(() => {})
+      throw error
     } finally {
-      await producer.disconnect()
-    }
-    if (this.#statuses) {
-      for (const { view } of chosen) {
-        if (view.id)
-          await this.#statuses.set(view.id, 'queued', 'requeue', { channel, attempts: 0, lastError: '' })
-      }
+      await producer.disconnect().catch(() => {})
     }
   }
 

@@ -219,15 +219,18 @@ describe('records whose notification already finished', () => {
       assert.equal((await finalStatus(ns, record.id)).status, 'dead_lettered')
       sandbox.twilio.setFaults({})
 
-      // Read before its status is requeued (a replay writes the record first): the replay header decides.
+      // A replay without a status store: the status stays dead_lettered, and the replay header decides.
       await new DeadLetterStore(kafka, ns.topics).replay('sms', { errorClass: 'permanent' })
       await eventually('the replayed record to be delivered', () =>
         received(record.message) === 1 ? true : undefined,
       )
-      // The api's path: the record again, then the status back to queued.
+      // The api's path: the status back to queued, then the record again; its delivery ends the status.
       await new DeadLetterStore(kafka, ns.topics, statusesOf(ns)).replay('sms', { errorClass: 'permanent' })
       await eventually('the second replay to be delivered', () =>
         received(record.message) === 2 ? true : undefined,
+      )
+      await eventually('the replayed notification to be delivered by its status', async () =>
+        (await statusesOf(ns).get(record.id))?.status === 'delivered' ? true : undefined,
       )
       assert.equal(await counterValue(d.metrics.skipped), 0)
     } finally {
