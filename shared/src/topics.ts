@@ -24,6 +24,40 @@ export function topicNames(prefix = 'notifications'): TopicNames {
 export interface TopicSpec {
   topic: string
   configEntries: Array<{ name: string; value: string }>
+  /** Partitions of this topic when not ensureTopics' `partitions` (configuration topics are small). */
+  partitions?: number
+}
+
+/** The compacted configuration topics: `<KEY_PREFIX>.recipients` etc. (`herald.recipients` by default). */
+export const configKinds = ['recipients', 'templates', 'routes'] as const
+export type ConfigKind = (typeof configKinds)[number]
+
+export function configTopicNames(keyPrefix = 'herald'): Record<ConfigKind, string> {
+  return {
+    recipients: `${keyPrefix}.recipients`,
+    templates: `${keyPrefix}.templates`,
+    routes: `${keyPrefix}.routes`,
+  }
+}
+
+/**
+ * Configuration topics are compacted, keyed by name, with one partition (a total order of writes and a
+ * small map). A tombstone stays a day at least and compaction leaves the last day alone, so a reader that
+ * lags by less than that still sees every delete and every value it has not read yet.
+ */
+export function configTopicSpecs(names: Record<ConfigKind, string>, replication: number): TopicSpec[] {
+  const minInsync = String(replication >= 3 ? 2 : 1)
+  return configKinds.map((kind) => ({
+    topic: names[kind],
+    partitions: 1,
+    configEntries: [
+      { name: 'cleanup.policy', value: 'compact' },
+      { name: 'min.compaction.lag.ms', value: String(day) },
+      { name: 'delete.retention.ms', value: String(day) },
+      { name: 'max.message.bytes', value: String(1024 * 1024) },
+      { name: 'min.insync.replicas', value: minInsync },
+    ],
+  }))
 }
 
 /** Main topics keep 14 days and 1 MiB records; dead letters keep 90 days and 4 MiB; events 7 days. */
@@ -80,7 +114,7 @@ export async function ensureTopics(
       waitForLeaders: false,
       topics: missing.map((s) => ({
         topic: s.topic,
-        numPartitions: partitions,
+        numPartitions: s.partitions ?? partitions,
         replicationFactor: replication,
         configEntries: s.configEntries,
       })),
@@ -92,14 +126,15 @@ export async function ensureTopics(
     admin,
     specs.map((s) => s.topic),
   )
-  const present = specs.filter((s) => existing.has(s.topic)).map((s) => s.topic)
+  const present = specs.filter((s) => existing.has(s.topic))
   if (present.length === 0) return
-  const metadata = await admin.fetchTopicMetadata({ topics: present })
-  const wrong = metadata.topics.filter((t) => t.partitions.length !== partitions)
+  const expected = new Map(present.map((s) => [s.topic, s.partitions ?? partitions]))
+  const metadata = await admin.fetchTopicMetadata({ topics: [...expected.keys()] })
+  const wrong = metadata.topics.filter((t) => t.partitions.length !== expected.get(t.name))
   if (wrong.length > 0) {
-    const found = wrong.map((t) => `${t.name} has ${t.partitions.length}`).join(', ')
+    const found = wrong.map((t) => `${t.name} has ${t.partitions.length}, not ${expected.get(t.name)}`)
     throw new TopicMismatchError(
-      `topic partition count differs from TOPIC_PARTITIONS=${partitions}: ${found}. ` +
+      `topic partition count differs from TOPIC_PARTITIONS=${partitions}: ${found.join(', ')}. ` +
         'Set TOPIC_PARTITIONS to the existing count, or migrate the topics deliberately.',
       { expected: partitions, topics: Object.fromEntries(wrong.map((t) => [t.name, t.partitions.length])) },
     )
