@@ -1,7 +1,7 @@
-// npm run sandbox: the SMTP, Twilio and Slack stand-ins in the foreground until Ctrl-C (or SIGTERM).
+// npm run sandbox: the SMTP, Twilio, Slack and webhook stand-ins in the foreground until Ctrl-C (or SIGTERM).
 // Ports: SMTP_STANDIN_PORT (1025), SMTP_STANDIN_HTTP_PORT (1080), TWILIO_STANDIN_PORT (4010),
-// SLACK_STANDIN_PORT (4020); 0 picks a free one. Faults at start: SMTP_STANDIN_FAULTS,
-// TWILIO_STANDIN_FAULTS, SLACK_STANDIN_FAULTS or STANDIN_FAULTS (JSON). STANDIN_RECORD_DIR keeps a JSONL
+// SLACK_STANDIN_PORT (4020), WEBHOOK_STANDIN_PORT (4030); 0 picks a free one. Faults at start:
+// SMTP_STANDIN_FAULTS, TWILIO_STANDIN_FAULTS, SLACK_STANDIN_FAULTS, WEBHOOK_STANDIN_FAULTS or STANDIN_FAULTS (JSON). STANDIN_RECORD_DIR keeps a JSONL
 // record per stand-in. STANDIN_MAX_MESSAGES bounds what each keeps in memory (10000 here).
 import { type Sandbox, startSandbox } from './standins/index.ts'
 

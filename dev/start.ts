@@ -9,7 +9,7 @@ import { startSandbox } from './standins/index.ts'
 
 dotenv.config({ path: join(repoRoot, '.env'), quiet: true })
 
-const colors = { api: 36, email: 32, sms: 33, slack: 35, infra: 90, sandbox: 34 } as const
+const colors = { api: 36, email: 32, sms: 33, slack: 35, webhook: 31, infra: 90, sandbox: 34 } as const
 const paint = (name: keyof typeof colors, text: string) =>
   process.stdout.isTTY ? `\x1b[${colors[name]}m${text}\x1b[0m` : text
 const say = (name: keyof typeof colors, line: string) =>
@@ -76,7 +76,7 @@ async function main(): Promise<void> {
     children.push({ name, child })
   }
   launch('api', 'api/src/main.ts')
-  const channels = ['email', 'sms', 'slack'] as const
+  const channels = ['email', 'sms', 'slack', 'webhook'] as const
   channels.forEach((channel, i) => {
     const metricsPort = String(Number(process.env.METRICS_PORT ?? 9464) + i)
     launch(channel, 'distributor/src/main.ts', { CHANNEL: channel, METRICS_PORT: metricsPort })

@@ -5,7 +5,7 @@ import { defaultPageSize, errorClasses, maxPageSize } from './routes/dead-letter
 
 export const acceptedSchema = z.object({
   id: z.string().describe('Time-ordered notification id (UUIDv7)'),
-  channel: z.enum(['email', 'sms', 'slack']),
+  channel: z.enum(['email', 'sms', 'slack', 'webhook']),
   status: z.literal('queued'),
 })
 
@@ -18,7 +18,7 @@ export const errorSchema = z.object({
 export const statusSchema = z.object({
   id: z.string(),
   status: z.enum(['queued', 'retrying', 'delivered', 'dead_lettered', 'expired']),
-  channel: z.enum(['email', 'sms', 'slack']).optional(),
+  channel: z.enum(['email', 'sms', 'slack', 'webhook']).optional(),
   attempts: z.number().int(),
   lastError: z.string().optional(),
   createdAt: z.string().optional(),
@@ -58,13 +58,13 @@ const nextCursor = z
   .describe('Pass as `cursor` for the next page; null once the dead-letter topic was read to its end')
 
 export const deadLetterPageSchema = z.object({
-  channel: z.enum(['email', 'sms', 'slack']),
+  channel: z.enum(['email', 'sms', 'slack', 'webhook']),
   deadLetters: z.array(deadLetterSchema),
   nextCursor,
 })
 
 export const replayResultSchema = z.object({
-  channel: z.enum(['email', 'sms', 'slack']),
+  channel: z.enum(['email', 'sms', 'slack', 'webhook']),
   replayed: z.array(deadLetterSchema),
   nextCursor,
 })
@@ -119,14 +119,14 @@ const channelParameter = {
   name: 'channel',
   in: 'path',
   required: true,
-  schema: { type: 'string', enum: ['email', 'sms', 'slack'] },
+  schema: { type: 'string', enum: ['email', 'sms', 'slack', 'webhook'] },
 }
 
 const forbidden = errorResponse('Not an admin key (API_KEYS entry name:key:admin), or no API keys configured')
 
 export function buildOpenApi(options: { maxBatch: number }) {
   const notification = {
-    oneOf: (['email', 'sms', 'slack'] as const).map((c) => ({
+    oneOf: (['email', 'sms', 'slack', 'webhook'] as const).map((c) => ({
       $ref: `#/components/schemas/${c}Notification`,
     })),
   }
@@ -154,6 +154,7 @@ export function buildOpenApi(options: { maxBatch: number }) {
         emailNotification: json(requestSchemas.email, 'input'),
         smsNotification: json(requestSchemas.sms, 'input'),
         slackNotification: json(requestSchemas.slack, 'input'),
+        webhookNotification: json(requestSchemas.webhook, 'input'),
         Accepted: json(acceptedSchema),
         Error: json(errorSchema),
         Status: json(statusSchema),

@@ -39,7 +39,7 @@ export interface Faults {
 export interface ReceivedMessage {
   seq: number
   at: string
-  provider: 'smtp' | 'twilio' | 'slack'
+  provider: 'smtp' | 'twilio' | 'slack' | 'webhook'
   to: string
   from?: string
   subject?: string
@@ -48,6 +48,9 @@ export interface ReceivedMessage {
   /** The Herald notification id when the provider message carries it (SMTP Message-ID <id@herald>). */
   heraldId?: string
   size: number
+  /** Webhook only: the request headers (lower-case names) and the raw body, as received. */
+  headers?: Record<string, string>
+  body?: string
 }
 
 export interface StandInOptions {

@@ -1,38 +1,48 @@
-// The three stand-ins together, for npm start, npm run sandbox and tests.
+// The four stand-ins together, for npm start, npm run sandbox and tests.
 import { type Faults, faultsFromEnv, type StandIn } from './common.ts'
 import { startSlackStandIn } from './slack.ts'
 import { type SmtpStandIn, startSmtpStandIn } from './smtp.ts'
 import { startTwilioStandIn } from './twilio.ts'
+import { startWebhookStandIn } from './webhook.ts'
 
 export type { Faults, PermanentRecipient, ReceivedMessage, StandIn, StandInOptions } from './common.ts'
 export { parseFaults } from './common.ts'
 export { type SlackStandInOptions, startSlackStandIn } from './slack.ts'
 export { type SmtpStandIn, type SmtpStandInOptions, startSmtpStandIn } from './smtp.ts'
 export { startTwilioStandIn, type TwilioStandInOptions } from './twilio.ts'
+export { startWebhookStandIn, type WebhookStandInOptions } from './webhook.ts'
 
 export interface SandboxPorts {
   smtp: number
   smtpHttp: number
   twilio: number
   slack: number
+  webhook: number
 }
 
-export const defaultPorts: SandboxPorts = { smtp: 1025, smtpHttp: 1080, twilio: 4010, slack: 4020 }
+export const defaultPorts: SandboxPorts = {
+  smtp: 1025,
+  smtpHttp: 1080,
+  twilio: 4010,
+  slack: 4020,
+  webhook: 4030,
+}
 
 const portEnv: Record<keyof SandboxPorts, string> = {
   smtp: 'SMTP_STANDIN_PORT',
   smtpHttp: 'SMTP_STANDIN_HTTP_PORT',
   twilio: 'TWILIO_STANDIN_PORT',
   slack: 'SLACK_STANDIN_PORT',
+  webhook: 'WEBHOOK_STANDIN_PORT',
 }
 
 export interface SandboxOptions {
-  /** Ports (0 = any free one); else SMTP_STANDIN_PORT, SMTP_STANDIN_HTTP_PORT, TWILIO_STANDIN_PORT, SLACK_STANDIN_PORT; else 1025, 1080, 4010, 4020. */
+  /** Ports (0 = any free one); else SMTP_STANDIN_PORT, SMTP_STANDIN_HTTP_PORT, TWILIO_STANDIN_PORT, SLACK_STANDIN_PORT, WEBHOOK_STANDIN_PORT; else 1025, 1080, 4010, 4020, 4030. */
   ports?: Partial<SandboxPorts>
   /** Interface to listen on; else STANDIN_HOST; else 127.0.0.1. */
   host?: string
-  /** Faults at start; else SMTP_STANDIN_FAULTS, TWILIO_STANDIN_FAULTS, SLACK_STANDIN_FAULTS or STANDIN_FAULTS (JSON). */
-  faults?: { smtp?: Faults; twilio?: Faults; slack?: Faults }
+  /** Faults at start; else SMTP_STANDIN_FAULTS, TWILIO_STANDIN_FAULTS, SLACK_STANDIN_FAULTS, WEBHOOK_STANDIN_FAULTS or STANDIN_FAULTS (JSON). */
+  faults?: { smtp?: Faults; twilio?: Faults; slack?: Faults; webhook?: Faults }
   /** JSONL record of every received message per stand-in; else STANDIN_RECORD_DIR. */
   recordDir?: string
   /** Keep only the newest N messages in memory; else STANDIN_MAX_MESSAGES; else all. */
@@ -44,6 +54,7 @@ export interface Sandbox {
   smtp: SmtpStandIn
   twilio: StandIn
   slack: StandIn
+  webhook: StandIn
   /** The environment that points Herald's services at the stand-ins. */
   env: Record<string, string>
   describe(): string[]
@@ -75,11 +86,13 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     smtpHttp: portFor('smtpHttp', ports),
     twilio: portFor('twilio', ports),
     slack: portFor('slack', ports),
+    webhook: portFor('webhook', ports),
   }
   const faults = {
     smtp: options.faults?.smtp ?? faultsFromEnv('SMTP_STANDIN_FAULTS'),
     twilio: options.faults?.twilio ?? faultsFromEnv('TWILIO_STANDIN_FAULTS'),
     slack: options.faults?.slack ?? faultsFromEnv('SLACK_STANDIN_FAULTS'),
+    webhook: options.faults?.webhook ?? faultsFromEnv('WEBHOOK_STANDIN_FAULTS'),
   }
   const started: StandIn[] = []
   try {
@@ -94,10 +107,13 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     started.push(twilio)
     const slack = await startSlackStandIn({ ...common, port: wanted.slack, faults: faults.slack })
     started.push(slack)
+    const webhook = await startWebhookStandIn({ ...common, port: wanted.webhook, faults: faults.webhook })
+    started.push(webhook)
     return {
       smtp,
       twilio,
       slack,
+      webhook,
       env: {
         SMTP_URL: smtp.url,
         TWILIO_API_URL: twilio.url,
@@ -106,16 +122,22 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
         TWILIO_FROM: '+15550000000',
         SLACK_WEBHOOK_URL: `${slack.url}/services/T000/B000/default`,
         SLACK_WEBHOOKS: JSON.stringify({ ops: `${slack.url}/services/T000/B000/ops` }),
+        // Local secrets only: the stand-in verifies nothing, a receiver recomputes the signature with these.
+        WEBHOOK_DESTINATIONS: JSON.stringify({
+          default: { url: `${webhook.url}/hooks/default`, secret: 'local-stand-in-secret-default' },
+          ops: { url: `${webhook.url}/hooks/ops`, secret: 'local-stand-in-secret-ops' },
+        }),
       },
       describe: () => [
         `SMTP      ${smtp.url}  (received: curl ${smtp.httpUrl}/messages)`,
         `Twilio    ${twilio.url}/2010-04-01/Accounts/<sid>/Messages.json  (received: curl ${twilio.url}/messages)`,
         `Slack     ${slack.url}/services/...  (received: curl ${slack.url}/messages)`,
+        `Webhook   ${webhook.url}/hooks/<name>  (received, with headers: curl ${webhook.url}/messages)`,
         `faults:   curl -XPUT ${twilio.url}/faults -d '{"failNext":3,"status":503}'  (same on each; DELETE clears)`,
-        ...(recordDir ? [`record:   ${recordDir}/{smtp,twilio,slack}.jsonl`] : []),
+        ...(recordDir ? [`record:   ${recordDir}/{smtp,twilio,slack,webhook}.jsonl`] : []),
       ],
       close: async () => {
-        await Promise.all([smtp.close(), twilio.close(), slack.close()])
+        await Promise.all([smtp.close(), twilio.close(), slack.close(), webhook.close()])
       },
     }
   } catch (error) {

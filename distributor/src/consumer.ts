@@ -129,6 +129,8 @@ export class Distributor {
   #abandoned = 0
   /** Per record (`partition:offset`), the earliest time its next attempt may start (Retry-After, backoff). */
   readonly #notBefore = new Map<string, number>()
+  /** Breakers of the destinations of a channel that names them (Channel.destinationOf), created on use. */
+  readonly #destinationBreakers = new Map<string, Breaker>()
 
   constructor(deps: DistributorDeps) {
     this.#deps = deps
@@ -857,6 +859,16 @@ export class Distributor {
       return { record, status: 'expired', attempts: previous }
     }
     if (this.#breaker.blocking) return { status: 'unfinished' }
+    // A destination whose breaker is open holds only its own records: they wait for its probe, while the
+    // scheduler keeps delivering other recipients' records (this partition pauses until the probe).
+    const destination = this.#deps.channel.destinationOf?.(record)
+    const breaker = destination === undefined ? this.#breaker : this.#destinationBreaker(destination)
+    if (breaker !== this.#breaker) {
+      breaker.tryHalfOpen()
+      if (breaker.blocking)
+        return { status: 'unfinished', retryInMs: Math.max(10, breaker.openUntil - Date.now()) }
+    }
+    const probing = breaker.state === 'half-open'
     // A record waiting out Retry-After or a backoff is not attempted early, whatever resumed its partition
     // (another record's shorter wait, a probe, a claim): an early attempt would burn one of its attempts.
     const waitKey = `${batch.partition}:${message.offset}`
@@ -873,7 +885,7 @@ export class Distributor {
           previousAttempts: previous,
           backoff: { baseMs: retryBaseMs, capMs: retryCapMs },
           maxInlineWaitMs: Math.floor(this.#deps.config.kafka.sessionTimeoutMs / 3),
-          breaker: this.#breaker,
+          breaker,
           signal: this.#stop.signal,
           onAttemptFailed: async (attempt, error, waitMs) => {
             this.#deps.metrics.attemptsFailed.inc({ class: error.failureClass })
@@ -897,6 +909,8 @@ export class Distributor {
       )
       switch (outcome.outcome) {
         case 'delivered':
+          if (probing && breaker !== this.#breaker)
+            log.warn({ destination }, 'destination breaker closed: the destination accepts deliveries again')
           return {
             record,
             status: 'delivered',
@@ -923,6 +937,15 @@ export class Distributor {
           return { status: 'unfinished', retryInMs: outcome.waitMs }
         case 'breaker-open':
           this.#deps.metrics.deferred.inc({ reason: 'breaker' })
+          if (breaker !== this.#breaker) {
+            const probeInMs = Math.max(10, breaker.openUntil - Date.now())
+            this.#deps.metrics.breakerOpened.inc()
+            log.error(
+              { destination, reason: breaker.reason, probeInMs },
+              'DESTINATION BREAKER OPEN: its records wait for a probe, nothing dead-lettered; other destinations flow',
+            )
+            return { status: 'unfinished', retryInMs: probeInMs }
+          }
           return { status: 'unfinished' }
       }
     } catch (error) {
@@ -978,6 +1001,19 @@ export class Distributor {
       'BREAKER OPEN: the provider is down or rejects our credentials; consumption paused, nothing dead-lettered',
     )
     this.#scheduleProbe()
+  }
+
+  #destinationBreaker(destination: string): Breaker {
+    let breaker = this.#destinationBreakers.get(destination)
+    if (!breaker) {
+      breaker = new Breaker({
+        failureThreshold: this.#deps.config.breaker.threshold,
+        probeDelayMs: this.#deps.config.breaker.probeMs,
+        maxProbeDelayMs: this.#deps.config.breaker.probeMaxMs,
+      })
+      this.#destinationBreakers.set(destination, breaker)
+    }
+    return breaker
   }
 
   /** At the end of the breaker's delay, the next deliveries are the probe (half-open). */

@@ -1,7 +1,7 @@
 // The distributor process: CHANNEL=email|sms|slack npm run distributor. The only module that reads the
 // environment, opens sockets and handles signals.
 import type { AddressInfo } from 'node:net'
-import { loadConfig } from '@herald/shared/config'
+import { channels, loadConfig } from '@herald/shared/config'
 import { ConfigError } from '@herald/shared/errors'
 import { createKafka } from '@herald/shared/kafka'
 import { createLogger } from '@herald/shared/logger'
@@ -58,7 +58,7 @@ export async function main(options: DistributorMainOptions = {}): Promise<void> 
   const admin = kafka.admin()
   await admin.connect()
   await ensureTopics(admin, {
-    specs: topicSpecs(names, ['email', 'sms', 'slack'], config.topics.replication),
+    specs: topicSpecs(names, channels, config.topics.replication),
     partitions: config.topics.partitions,
     replication: config.topics.replication,
     brokers: config.kafka.brokers,

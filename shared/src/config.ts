@@ -3,7 +3,7 @@
 import { z } from 'zod'
 import { ConfigError } from './errors.ts'
 
-export const channels = ['email', 'sms', 'slack'] as const
+export const channels = ['email', 'sms', 'slack', 'webhook'] as const
 export type Channel = (typeof channels)[number]
 
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback)
@@ -72,6 +72,63 @@ const slackWebhooks = z
     }
   })
 
+/** A webhook destination: where to POST and the secret that signs each body (HMAC-SHA256). */
+export interface WebhookDestination {
+  url: string
+  secret: string
+}
+
+// Issues name a destination and the field, never the URL (it may carry credentials) or the secret.
+const webhookDestinations = z
+  .string()
+  .optional()
+  .transform((v, ctx) => {
+    const map: Record<string, WebhookDestination> = {}
+    if (v === undefined || v.trim() === '') return map
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(v)
+    } catch {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'must be JSON: {"<name>": {"url": "https://…", "secret": "…"}}',
+      })
+      return z.NEVER
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      ctx.addIssue({ code: 'custom', message: 'must be a JSON object of destination name → {url, secret}' })
+      return z.NEVER
+    }
+    for (const [name, entry] of Object.entries(parsed)) {
+      const at = /^[\w.-]{1,64}$/.test(name) ? `destination "${name}"` : 'a destination'
+      if (!/^[\w.-]{1,64}$/.test(name)) {
+        ctx.addIssue({ code: 'custom', message: `${at} has a name other than letters, digits, . _ - (1-64)` })
+        continue
+      }
+      const { url, secret, ...extra } = (typeof entry === 'object' && entry !== null ? entry : {}) as Record<
+        string,
+        unknown
+      >
+      const problems: string[] = []
+      if (typeof url !== 'string' || !/^https?:$/.test(safeProtocol(url)))
+        problems.push('url must be an http(s) URL')
+      if (typeof secret !== 'string' || secret.length < 16)
+        problems.push('secret must be a string of 16 characters or more')
+      if (Object.keys(extra).length > 0) problems.push(`unknown field(s): ${Object.keys(extra).join(', ')}`)
+      if (problems.length > 0) ctx.addIssue({ code: 'custom', message: `${at}: ${problems.join('; ')}` })
+      else map[name] = { url: url as string, secret: secret as string }
+    }
+    return map
+  })
+
+function safeProtocol(url: string): string {
+  try {
+    return new URL(url).protocol
+  } catch {
+    return ''
+  }
+}
+
 const envSchema = z.object({
   KAFKA_BROKERS: brokerList,
   REDIS_URL: z
@@ -121,6 +178,8 @@ const envSchema = z.object({
   DEFAULT_SMS_TO: optionalText,
   SLACK_WEBHOOK_URL: optionalText.pipe(z.url({ error: 'must be a URL' }).optional()),
   SLACK_WEBHOOKS: slackWebhooks,
+  WEBHOOK_DESTINATIONS: webhookDestinations,
+  WEBHOOK_TIMEOUT_MS: positiveInt(10_000),
   API_KEYS: apiKeys,
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 })
@@ -157,6 +216,7 @@ const quotable = new Set([
   'STATUS_TTL_SECONDS',
   'MAX_BODY_BYTES',
   'LOG_LEVEL',
+  'WEBHOOK_TIMEOUT_MS',
 ])
 
 export interface Config {
@@ -192,6 +252,8 @@ export interface Config {
   }
   /** Slack destinations by name; `default` is SLACK_WEBHOOK_URL. */
   slack: { webhooks: Readonly<Record<string, string>> }
+  /** Webhook destinations by name (WEBHOOK_DESTINATIONS) and the per-request timeout. */
+  webhook: { destinations: Readonly<Record<string, Readonly<WebhookDestination>>>; timeoutMs: number }
   /**
    * API key name → key and role. Empty: the api accepts notifications from anyone (with a warning) and
    * the dead-letter endpoints refuse everyone.
@@ -231,7 +293,7 @@ export function loadConfig(
   }
   const e: Env = result.data
   if (service === 'distributor') {
-    if (!e.CHANNEL) problems.push('CHANNEL: required for a distributor (email, sms or slack)')
+    if (!e.CHANNEL) problems.push('CHANNEL: required for a distributor (email, sms, slack or webhook)')
     if (e.CHANNEL === 'sms') {
       for (const name of ['TWILIO_ACCOUNT_SID', 'TWILIO_AUTH_TOKEN', 'TWILIO_FROM'] as const) {
         if (!e[name]) problems.push(`${name}: required when CHANNEL=sms`)
@@ -239,6 +301,9 @@ export function loadConfig(
     }
     if (e.CHANNEL === 'slack' && !e.SLACK_WEBHOOK_URL && Object.keys(e.SLACK_WEBHOOKS).length === 0) {
       problems.push('SLACK_WEBHOOK_URL: required when CHANNEL=slack (or SLACK_WEBHOOKS)')
+    }
+    if (e.CHANNEL === 'webhook' && Object.keys(e.WEBHOOK_DESTINATIONS).length === 0) {
+      problems.push('WEBHOOK_DESTINATIONS: required when CHANNEL=webhook')
     }
   }
   if (e.RETRY_BASE_MS > e.RETRY_CAP_MS) problems.push('RETRY_BASE_MS: must not exceed RETRY_CAP_MS')
@@ -284,6 +349,7 @@ export function loadConfig(
       defaultTo: e.DEFAULT_SMS_TO,
     },
     slack: { webhooks },
+    webhook: { destinations: e.WEBHOOK_DESTINATIONS, timeoutMs: e.WEBHOOK_TIMEOUT_MS },
     apiKeys: e.API_KEYS,
     logLevel: e.LOG_LEVEL,
   })

@@ -4,8 +4,16 @@ import { type Channel, channels } from './config.ts'
 
 export const recordVersion = 1
 
-/** Longest message per channel: Twilio's body limit is 1600 characters, Slack's text limit 40,000. */
-export const messageLimits: Readonly<Record<Channel, number>> = { email: 50_000, sms: 1600, slack: 40_000 }
+/**
+ * Longest message per channel: Twilio's body limit is 1600 characters, Slack's text limit 40,000; a webhook
+ * body stays well inside a main topic's 1 MiB record.
+ */
+export const messageLimits: Readonly<Record<Channel, number>> = {
+  email: 50_000,
+  sms: 1600,
+  slack: 40_000,
+  webhook: 50_000,
+}
 
 const e164 = /^\+[1-9]\d{6,14}$/
 const destinationName = /^[\w.-]{1,64}$/
@@ -20,6 +28,8 @@ export interface RequestContext {
   defaults: Partial<Record<Channel, string>>
   /** Names of the configured Slack destinations. */
   slackDestinations: readonly string[]
+  /** Names of the configured webhook destinations (WEBHOOK_DESTINATIONS). */
+  webhookDestinations?: readonly string[]
 }
 
 export interface NotificationInput {
@@ -32,7 +42,7 @@ export interface NotificationInput {
 const channelField = z
   .string({ error: 'must be a string' })
   .transform((s) => s.trim().toLowerCase())
-  .pipe(z.enum(channels, { error: 'must be one of email, sms, slack' }))
+  .pipe(z.enum(channels, { error: 'must be one of email, sms, slack, webhook' }))
 
 /**
  * The channel field of one channel's schema. Its pattern (case-insensitive, surrounding blanks allowed, like
@@ -75,6 +85,15 @@ const slackTo = z
   })
   .refine((s) => destinationName.test(s), 'must be a destination name (letters, digits, ".", "_", "-")')
 
+const webhookTo = z
+  .string({ error: 'must be a string' })
+  .trim()
+  .refine((s) => !/^[a-z][a-z0-9+.-]*:/i.test(s) && !s.includes('/'), {
+    message: 'must name a configured webhook destination, not a URL',
+    abort: true,
+  })
+  .refine((s) => destinationName.test(s), 'must be a destination name (letters, digits, ".", "_", "-")')
+
 const subjectField = z
   .string({ error: 'must be a string' })
   .max(998, 'must be at most 998 characters')
@@ -99,6 +118,14 @@ export const requestSchemas = {
     to: slackTo
       .optional()
       .describe('The name of a configured Slack destination (never a URL); defaults to "default"'),
+  }),
+  webhook: z.strictObject({
+    channel: channelLiteral('webhook'),
+    message: messageField('webhook'),
+    to: webhookTo.describe(
+      'The name of a configured webhook destination (WEBHOOK_DESTINATIONS), never a URL',
+    ),
+    subject: subjectField.optional(),
   }),
 } as const
 
@@ -130,7 +157,9 @@ export function parseNotificationRequest(
     const missing = (body as Record<string, unknown>).channel === undefined
     return {
       ok: false,
-      issues: [{ field: 'channel', reason: missing ? 'is required' : 'must be one of email, sms, slack' }],
+      issues: [
+        { field: 'channel', reason: missing ? 'is required' : 'must be one of email, sms, slack, webhook' },
+      ],
     }
   }
   const parsed = requestSchemas[channel.data].safeParse(body)
@@ -148,6 +177,14 @@ export function parseNotificationRequest(
     return {
       ok: false,
       issues: [{ field: 'to', reason: `unknown Slack destination "${to}" (configured: ${known})` }],
+    }
+  }
+  const webhookDestinations = context.webhookDestinations ?? []
+  if (channel.data === 'webhook' && !webhookDestinations.includes(to)) {
+    const known = webhookDestinations.length > 0 ? webhookDestinations.join(', ') : 'none'
+    return {
+      ok: false,
+      issues: [{ field: 'to', reason: `unknown webhook destination "${to}" (configured: ${known})` }],
     }
   }
   return {
@@ -171,6 +208,11 @@ export interface NotificationRecord {
   message: string
   createdAt: string
   expiresAt?: string
+  /**
+   * The alarm event this notification was made for, when a producer (the router) attaches one. Opaque
+   * here: the webhook channel forwards it as it is; the other channels ignore it.
+   */
+  event?: Record<string, unknown>
 }
 
 export const recordSchema = z.object({
@@ -182,6 +224,7 @@ export const recordSchema = z.object({
   message: z.string().min(1),
   createdAt: z.iso.datetime(),
   expiresAt: z.iso.datetime().optional(),
+  event: z.record(z.string(), z.unknown()).optional(),
 })
 
 export type DecodedRecord =

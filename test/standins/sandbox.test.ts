@@ -9,9 +9,9 @@ import twilio from 'twilio'
 import { startSandbox } from '../../dev/standins/index.ts'
 
 const repoRoot = join(import.meta.dirname, '..', '..')
-const zeroPorts = { smtp: 0, smtpHttp: 0, twilio: 0, slack: 0 }
+const zeroPorts = { smtp: 0, smtpHttp: 0, twilio: 0, slack: 0, webhook: 0 }
 
-test('startSandbox starts the three stand-ins and its env reaches them through the real SDKs', async () => {
+test('startSandbox starts the stand-ins and its env reaches them through the real SDKs and fetch', async () => {
   delete process.env.TWILIO_EDGE
   delete process.env.TWILIO_REGION
   const sandbox = await startSandbox({
@@ -40,6 +40,17 @@ test('startSandbox starts the three stand-ins and its env reaches them through t
     assert.deepEqual(
       sandbox.slack.messages().map((m) => [m.to, m.text]),
       [['/services/T000/B000/ops', 'slack']],
+    )
+    const destinations = JSON.parse(env.WEBHOOK_DESTINATIONS ?? '{}') as Record<string, { url: string }>
+    const answer = await fetch(destinations.ops?.url ?? '', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ notification: { id: 'n1', message: 'webhook' } }),
+    })
+    assert.equal(answer.status, 200)
+    assert.deepEqual(
+      sandbox.webhook.messages().map((m) => [m.to, m.text]),
+      [['/hooks/ops', 'webhook']],
     )
     assert.ok(sandbox.describe().some((line) => line.includes(`${sandbox.smtp.httpUrl}/messages`)))
   } finally {
@@ -88,6 +99,7 @@ test('npm run sandbox prints where the stand-ins listen and exits 0 on SIGTERM',
       SMTP_STANDIN_HTTP_PORT: '0',
       TWILIO_STANDIN_PORT: '0',
       SLACK_STANDIN_PORT: '0',
+      WEBHOOK_STANDIN_PORT: '0',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   })

@@ -52,6 +52,7 @@ export function notificationRoutes(deps: NotificationRoutesDeps): Router {
       ...(config.slack.webhooks.default ? { slack: 'default' } : {}),
     },
     slackDestinations: Object.keys(config.slack.webhooks),
+    webhookDestinations: Object.keys(config.webhook.destinations),
   }
   const deadline = config.kafka.produceTimeoutMs
   const retryAfter = Math.max(1, Math.ceil(deadline / 1000))

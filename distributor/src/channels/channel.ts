@@ -34,6 +34,12 @@ export interface SendResult {
 
 export interface Channel {
   readonly name: string
+  /**
+   * For channels whose destinations fail independently (webhooks): the configured destination a record goes
+   * to. Failures are then counted by a breaker per destination, so one broken destination pauses only its
+   * own records. Without it (or when it returns undefined) the channel's single breaker applies.
+   */
+  destinationOf?(record: NotificationRecord): string | undefined
   send(record: NotificationRecord, signal: AbortSignal): Promise<SendResult>
   close(): Promise<void>
 }

@@ -4,6 +4,7 @@ import type { Channel } from './channel.ts'
 import { createEmailChannel } from './email.ts'
 import { createSlackChannel } from './slack.ts'
 import { createSmsChannel } from './sms.ts'
+import { createWebhookChannel } from './webhook.ts'
 
 export function createChannel(config: Config): Channel {
   switch (config.channel) {
@@ -24,6 +25,11 @@ export function createChannel(config: Config): Channel {
     }
     case 'slack':
       return createSlackChannel({ webhooks: config.slack.webhooks })
+    case 'webhook':
+      return createWebhookChannel({
+        destinations: config.webhook.destinations,
+        timeoutMs: config.webhook.timeoutMs,
+      })
     default:
       throw new Error('CHANNEL is required')
   }
