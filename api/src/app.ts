@@ -1,5 +1,6 @@
 // createApp(deps): the express app, built from its parts and never listening by itself (main.ts does).
 import type { Config } from '@herald/shared/config'
+import { type ConfigStores, configStoresReady } from '@herald/shared/config-topics/stores'
 import type { DeadLetterStore } from '@herald/shared/dead-letters'
 import type { Logger } from '@herald/shared/logger'
 import type { Redis } from '@herald/shared/redis/client'
@@ -12,6 +13,7 @@ import type { IdempotencyStore } from './idempotency.ts'
 import type { ApiMetrics } from './metrics.ts'
 import { buildOpenApi } from './openapi.ts'
 import type { NotificationProducer } from './producer.ts'
+import { configRouteOf, configRoutes, configRouteTable } from './routes/config.ts'
 import { deadLetterRoutes } from './routes/dead-letters.ts'
 import { notificationRoutes } from './routes/notifications.ts'
 
@@ -26,6 +28,8 @@ export interface AppDeps {
   logger: Logger
   /** Operator access to dead letters (list, replay), for admin API keys only. */
   deadLetters?: DeadLetterStore
+  /** Recipients, templates and routes (their endpoints, and /readyz waits until they are loaded). */
+  configStores?: ConfigStores
   /** Test-only: retain 64 KiB per request, to show that the hostile-input memory check catches a leak. */
   leakForTests?: boolean
   /** Is Kafka reachable? (cached by the caller; /readyz fails when not) */
@@ -43,10 +47,13 @@ const routes: Record<string, string[]> = {
   '/healthz': ['GET'],
   '/readyz': ['GET'],
   '/metrics': ['GET'],
+  ...configRouteTable,
 }
 
 function routeOf(path: string): string | undefined {
   if (routes[path]) return path
+  const config = configRouteOf(path)
+  if (config) return config
   if (/^\/api\/v1\/notification\/[^/]+$/.test(path)) return '/api/v1/notification/:id'
   if (/^\/api\/v1\/dead-letters\/[^/]+$/.test(path)) return '/api/v1/dead-letters/:channel'
   if (/^\/api\/v1\/dead-letters\/[^/]+\/replay$/.test(path)) return '/api/v1/dead-letters/:channel/replay'
@@ -87,9 +94,14 @@ export function createApp(deps: AppDeps): express.Express {
   app.get('/readyz', async (_req, res) => {
     const kafka = await deps.kafkaReady().catch(() => false)
     const redis = deps.redis.status === 'ready' ? 'ok' : 'degraded'
-    res
-      .status(kafka ? 200 : 503)
-      .json({ status: kafka ? 'ready' : 'not_ready', kafka: kafka ? 'ok' : 'unreachable', redis })
+    const stores = deps.configStores ? configStoresReady(deps.configStores) : true
+    const ready = kafka && stores
+    res.status(ready ? 200 : 503).json({
+      status: ready ? 'ready' : 'not_ready',
+      kafka: kafka ? 'ok' : 'unreachable',
+      redis,
+      ...(deps.configStores ? { config: stores ? 'loaded' : 'loading' } : {}),
+    })
   })
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics())
@@ -129,6 +141,14 @@ export function createApp(deps: AppDeps): express.Express {
   })
   app.use('/api/v1', express.json({ limit: config.maxBodyBytes, strict: false, type: 'application/json' }))
   app.use('/api/v1', notificationRoutes({ ...deps, maxBatch }))
+  if (deps.configStores) {
+    const options = {
+      anyApiKeys: config.apiKeys.size > 0,
+      logger,
+      writeTimeoutMs: config.kafka.produceTimeoutMs,
+    }
+    app.use('/api/v1', configRoutes(deps.configStores, options))
+  }
   if (deps.deadLetters)
     app.use('/api/v1', deadLetterRoutes(deps.deadLetters, { anyApiKeys: config.apiKeys.size > 0 }))
 

@@ -50,7 +50,7 @@ export function apiKeyAuth(keys: ReadonlyMap<string, Readonly<ApiKey>>) {
  * Lets only admin keys through. With no API keys configured nobody is an admin: the routes behind this
  * refuse every request rather than open dead letters (recipients, errors) to anyone who can connect.
  */
-export function requireAdmin(anyKeys: boolean) {
+export function requireAdmin(anyKeys: boolean, what = 'dead letters') {
   return (req: Request, _res: Response, next: NextFunction) => {
     if (callerOf(req).role === 'admin') return next()
     next(
@@ -58,8 +58,8 @@ export function requireAdmin(anyKeys: boolean) {
         403,
         'forbidden',
         anyKeys
-          ? 'dead letters need an admin API key (an API_KEYS entry name:key:admin)'
-          : 'dead letters need an admin API key, and none is configured (set API_KEYS=name:key:admin)',
+          ? `${what} need an admin API key (an API_KEYS entry name:key:admin)`
+          : `${what} need an admin API key, and none is configured (set API_KEYS=name:key:admin)`,
       ),
     )
   }

@@ -1,6 +1,7 @@
 // The OpenAPI 3.1 document, generated from the same zod schemas that validate requests, so it cannot drift.
 import { messageLimits, requestSchemas } from '@herald/shared/notification'
 import { z } from 'zod'
+import { configOpenApi } from './openapi-config.ts'
 import { defaultPageSize, errorClasses, maxPageSize } from './routes/dead-letters.ts'
 
 export const acceptedSchema = z.object({
@@ -130,6 +131,7 @@ export function buildOpenApi(options: { maxBatch: number }) {
       $ref: `#/components/schemas/${c}Notification`,
     })),
   }
+  const config = configOpenApi({ json, errorResponse, commonErrors, forbidden })
   return {
     openapi: '3.1.0',
     info: {
@@ -163,6 +165,7 @@ export function buildOpenApi(options: { maxBatch: number }) {
         DeadLetterPage: json(deadLetterPageSchema),
         ReplayRequest: json(replayRequestSchema, 'input'),
         ReplayResult: json(replayResultSchema),
+        ...config.schemas,
       },
     },
     security: [{ apiKey: [] }],
@@ -289,6 +292,7 @@ export function buildOpenApi(options: { maxBatch: number }) {
           },
         },
       },
+      ...config.paths,
     },
   }
 }

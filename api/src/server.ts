@@ -4,6 +4,7 @@ import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type Config, channels } from '@herald/shared/config'
+import { createConfigStores, startConfigStores, stopConfigStores } from '@herald/shared/config-topics/stores'
 import { DeadLetterStore } from '@herald/shared/dead-letters'
 import { ConfigError } from '@herald/shared/errors'
 import { createKafka } from '@herald/shared/kafka'
@@ -11,7 +12,13 @@ import type { Logger } from '@herald/shared/logger'
 import { checkRedisDurability, createRedis, defineScripts, sharedScripts } from '@herald/shared/redis/client'
 import { redisKeys } from '@herald/shared/redis/keys'
 import { StatusStore } from '@herald/shared/status'
-import { ensureTopics, topicNames, topicSpecs } from '@herald/shared/topics'
+import {
+  configTopicNames,
+  configTopicSpecs,
+  ensureTopics,
+  topicNames,
+  topicSpecs,
+} from '@herald/shared/topics'
 import { Partitioners } from 'kafkajs'
 import { createApp } from './app.ts'
 import { IdempotencyStore } from './idempotency.ts'
@@ -81,7 +88,10 @@ export async function startApi(
     try {
       await admin.connect()
       await ensureTopics(admin, {
-        specs: topicSpecs(names, channels, config.topics.replication),
+        specs: [
+          ...topicSpecs(names, channels, config.topics.replication),
+          ...configTopicSpecs(configTopicNames(config.keyPrefix), config.topics.replication),
+        ],
         partitions: config.topics.partitions,
         replication: config.topics.replication,
         brokers: config.kafka.brokers,
@@ -120,6 +130,16 @@ export async function startApi(
       if (!error) metrics.produceDuration.observe(seconds)
     },
   })
+  // Recipients, templates and routes: read from their topics in the background; /readyz waits for them.
+  const configStores = createConfigStores(kafka, {
+    names: configTopicNames(config.keyPrefix),
+    producer: kafkaProducer,
+    logger,
+    groupPrefix: config.keyPrefix,
+    ackTimeoutMs: Math.floor(requestTimeout * 0.8),
+  })
+  const storesAbort = new AbortController()
+  void startConfigStores(configStores, { logger, signal: storesAbort.signal })
   const keys = redisKeys(config.keyPrefix)
   const deadLetters = new DeadLetterStore(kafka, names, new StatusStore(redis, keys, config.statusTtlSeconds))
   let kafkaCheck = { at: 0, ok: true }
@@ -135,6 +155,7 @@ export async function startApi(
     topics: names,
     metrics,
     deadLetters,
+    configStores,
     ...(options.leakForTests ? { leakForTests: true } : {}),
     logger,
     kafkaReady: async () => {
@@ -168,6 +189,8 @@ export async function startApi(
         server.once('close', () => resolve())
       })
       await producer.drain()
+      storesAbort.abort()
+      await stopConfigStores(configStores)
       await kafkaProducer.disconnect().catch(() => {})
       await deadLetters.close().catch(() => {})
       await admin.disconnect().catch(() => {})

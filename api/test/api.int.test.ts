@@ -520,7 +520,7 @@ describe('operations', () => {
     assert.equal(health.status, 200)
     const ready = await fetch(`${api.url}/readyz`)
     assert.equal(ready.status, 200)
-    assert.deepEqual(await ready.json(), { status: 'ready', kafka: 'ok', redis: 'ok' })
+    assert.deepEqual(await ready.json(), { status: 'ready', kafka: 'ok', redis: 'ok', config: 'loaded' })
   })
 
   test('concurrent requests are coalesced into fewer Kafka writes, and the metrics count them', async () => {

@@ -60,6 +60,12 @@ describe('the published OpenAPI document', () => {
       '/api/v1/notification',
       '/api/v1/notification/{id}',
       '/api/v1/notifications',
+      '/api/v1/recipients',
+      '/api/v1/recipients/{name}',
+      '/api/v1/routes',
+      '/api/v1/routes/{name}',
+      '/api/v1/templates',
+      '/api/v1/templates/{name}',
     ])
   })
 

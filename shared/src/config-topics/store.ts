@@ -8,7 +8,7 @@
 // `readBackTimeoutMs`), so a write is visible to this process's next read.
 import { randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
-import type { Consumer, IHeaders, Kafka, Producer } from 'kafkajs'
+import type { Batch, Consumer, IHeaders, Kafka, Producer } from 'kafkajs'
 import type { z } from 'zod'
 import { HeraldError } from '../errors.ts'
 import type { Logger } from '../logger.ts'
@@ -98,13 +98,17 @@ export class ConfigTopicStore<T> {
     return this.#readyPromise
   }
 
-  /** Captures the log end, joins a private consumer group and starts reading from the beginning. */
+  /**
+   * Captures the log end, joins a private consumer group and starts reading from the beginning. A start
+   * that fails leaves nothing running and may be tried again.
+   */
   async start(): Promise<void> {
+    if (this.#stopped) throw new Error(`the store of ${this.topic} was stopped`)
     const admin = this.#kafka.admin()
     await admin.connect()
     try {
       for (const { partition, high, low } of await admin.fetchTopicOffsets(this.topic)) {
-        this.#position.set(partition, Number(low))
+        if (!this.#position.has(partition)) this.#position.set(partition, Number(low))
         this.#target.set(partition, Number(high))
       }
     } finally {
@@ -116,29 +120,35 @@ export class ConfigTopicStore<T> {
       allowAutoTopicCreation: false,
       maxWaitTimeInMs: 250,
     })
-    this.#consumer = consumer
     consumer.on(consumer.events.CRASH, ({ payload }) => {
       this.#logger.error({ err: payload.error, restart: payload.restart }, 'config reader crashed')
     })
-    await consumer.connect()
-    await consumer.subscribe({ topic: this.topic, fromBeginning: true })
-    await consumer.run({
-      autoCommit: false,
-      eachBatch: async ({ batch }) => {
-        const { partition } = batch
-        for (const message of batch.messages) {
-          const offset = Number(message.offset)
-          // After a rejoin the group has no committed offset and reads from the beginning again.
-          if (offset < (this.#position.get(partition) ?? 0)) continue
-          this.#apply(message.key?.toString('utf8'), message.value, offset)
-          this.#position.set(partition, offset + 1)
-        }
-        const last = Number(batch.lastOffset())
-        if (last + 1 > (this.#position.get(partition) ?? 0)) this.#position.set(partition, last + 1)
-        this.#wake()
-        this.#checkReady()
-      },
-    })
+    try {
+      await consumer.connect()
+      await consumer.subscribe({ topic: this.topic, fromBeginning: true })
+      await consumer.run({ autoCommit: false, eachBatch: async ({ batch }) => this.#read(batch) })
+    } catch (error) {
+      await consumer.disconnect().catch(() => {})
+      throw error
+    }
+    this.#consumer = consumer
+    // stop() during the start found no consumer to disconnect.
+    if (this.#stopped) await consumer.disconnect().catch(() => {})
+  }
+
+  #read(batch: Batch): void {
+    const { partition } = batch
+    for (const message of batch.messages) {
+      const offset = Number(message.offset)
+      // After a rejoin the group has no committed offset and reads from the beginning again.
+      if (offset < (this.#position.get(partition) ?? 0)) continue
+      this.#apply(message.key?.toString('utf8'), message.value, offset)
+      this.#position.set(partition, offset + 1)
+    }
+    const last = Number(batch.lastOffset())
+    if (last + 1 > (this.#position.get(partition) ?? 0)) this.#position.set(partition, last + 1)
+    this.#wake()
+    this.#checkReady()
   }
 
   #apply(name: string | undefined, value: Buffer | null, offset: number): void {
