@@ -23,7 +23,7 @@ import { type Admin, Kafka, logLevel, type Message } from 'kafkajs'
 import { kafkaPid } from '../dev/lib/kafka.ts'
 import { redisPid } from '../dev/lib/redis.ts'
 import { stackFromEnv, startStack, stopStack } from '../dev/lib/stack.ts'
-import { readTopics } from '../test/support/read-topics.ts'
+import { readTopics } from '../test/support/offsets.ts'
 import {
   CpuMeter,
   groupSettled,

@@ -21,10 +21,10 @@ import { Kafka, logLevel } from 'kafkajs'
 import { kafkaPid, startKafka, stopKafka } from '../../dev/lib/kafka.ts'
 import { isRunning, repoRoot } from '../../dev/lib/process.ts'
 import { redisCommand, redisPid, startRedis } from '../../dev/lib/redis.ts'
-import { type Sandbox, startSandbox } from '../../dev/standins/index.ts'
+import type { Sandbox } from '../../dev/standins/index.ts'
 import { freePort, type PrivateStack, startPrivateStack } from '../helpers.ts'
-import { type PartitionBehind, waitUntilConsumed } from '../support/offsets.ts'
-import { readTopics } from '../support/read-topics.ts'
+import { startTestSandbox } from '../support/fixtures.ts'
+import { type PartitionBehind, readTopics, waitUntilConsumed } from '../support/offsets.ts'
 import { type ServiceProcess, startService } from '../support/service-process.ts'
 import { type SmtpWatch, startSmtpWatch } from './smtp-watch.ts'
 
@@ -140,15 +140,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const random = prng(options.seed)
   const on = (f: Fault) => options.faults.has(f)
   const stack: PrivateStack = await startPrivateStack()
-  for (const name of [
-    'SMTP_STANDIN_PORT',
-    'SMTP_STANDIN_HTTP_PORT',
-    'TWILIO_STANDIN_PORT',
-    'SLACK_STANDIN_PORT',
-  ]) {
-    process.env[name] = '0'
-  }
-  const sandbox: Sandbox = await startSandbox({ quiet: true })
+  const sandbox: Sandbox = await startTestSandbox()
   log(`private Kafka ${stack.brokers} and Redis ${stack.redisUrl} up`)
   const apiPort = await freePort()
   const env = {

@@ -3,60 +3,19 @@
 // mid-delivery scenario runs again against a distributor that advances offsets before delivering, and a
 // distributor that seeks to the latest offset on claim must skip records. The other tests have no such rerun.
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
-import { createRedis, type Redis } from '@herald/shared/redis/client'
+import { describe, test } from 'node:test'
 import { redisKeys } from '@herald/shared/redis/keys'
-import type { Admin, Kafka, Producer } from 'kafkajs'
-import { type SmtpStandIn, startSmtpStandIn } from '../../dev/standins/smtp.ts'
-import { kafkaBrokers, redisUrl, requireServers } from '../helpers.ts'
-import {
-  countBy,
-  createTopics,
-  deleteNamespace,
-  emailRecord,
-  namespace,
-  newProducer,
-  produceRecords,
-  type TestNamespace,
-  testKafka,
-  waitForStoredOffsetsAtEnd,
-  watermarks,
-} from '../support/fixtures.ts'
-import { eventually, type ServiceProcess, startService } from '../support/service-process.ts'
+import { testContext } from '../support/context.ts'
+import { countBy, emailRecord, produceRecords, type TestNamespace, watermarks } from '../support/fixtures.ts'
+import { channelGroup, storedOffsets, waitForStoredOffsetsAtEnd } from '../support/offsets.ts'
+import { eventually, type ServiceProcess } from '../support/service-process.ts'
 
 const partitions = 4
-let kafka: Kafka
-let admin: Admin
-let producer: Producer
-let redis: Redis
-let smtp: SmtpStandIn
-const namespaces: TestNamespace[] = []
-const running: ServiceProcess[] = []
-
-before(async () => {
-  await requireServers()
-  kafka = testKafka(kafkaBrokers())
-  admin = kafka.admin()
-  await admin.connect()
-  producer = await newProducer(kafka)
-  redis = createRedis(redisUrl())
-  await redis.connect()
-  smtp = await startSmtpStandIn({ port: 0, httpPort: 0, quiet: true })
-})
-
-after(async () => {
-  for (const p of running) p.kill('SIGKILL')
-  for (const ns of namespaces) await deleteNamespace(admin, redis, ns)
-  await smtp?.close()
-  await producer?.disconnect()
-  await admin?.disconnect()
-  redis?.disconnect()
-})
+const ctx = testContext({ smtp: true })
+const { deliveredIds } = ctx
 
 async function setup(label: string, count: number, recipients = 20) {
-  const ns = namespace(label)
-  namespaces.push(ns)
-  await createTopics(admin, ns, partitions, kafkaBrokers())
+  const ns = await ctx.setup(label, partitions)
   const records = Array.from({ length: count }, (_, i) =>
     emailRecord(`${ns.prefix}-${i}`, `user${i % recipients}@example.com`),
   )
@@ -64,44 +23,10 @@ async function setup(label: string, count: number, recipients = 20) {
 }
 
 function distributor(ns: TestNamespace, name: string, env: Record<string, string> = {}): ServiceProcess {
-  const p = startService(name, 'distributor', {
-    KAFKA_BROKERS: kafkaBrokers(),
-    REDIS_URL: redisUrl(),
-    CHANNEL: 'email',
-    TOPIC_PREFIX: ns.prefix,
-    KEY_PREFIX: ns.prefix,
-    TOPIC_PARTITIONS: String(partitions),
-    SMTP_URL: `smtp://127.0.0.1:${smtp.port}`,
-    METRICS_PORT: '0',
-    SESSION_TIMEOUT_MS: '6000',
-    SHUTDOWN_TIMEOUT_MS: '5000',
-    RETRY_BASE_MS: '100',
-    LOG_LEVEL: 'info',
-    ...env,
-  })
-  running.push(p)
-  return p
+  return ctx.distributor(ns, name, { CHANNEL: 'email', TOPIC_PARTITIONS: String(partitions), ...env })
 }
 
-/** Ids of this namespace the SMTP stand-in received, with repeats. */
-function deliveredIds(ns: TestNamespace): string[] {
-  return smtp
-    .messages()
-    .map((m) => /^<(.+)@herald>$/.exec(m.messageId ?? '')?.[1])
-    .filter((id): id is string => id?.startsWith(`${ns.prefix}-`) ?? false)
-}
-
-async function redisOffsets(ns: TestNamespace, topic: string): Promise<Map<number, number>> {
-  const hash = await redis.hgetall(redisKeys(ns.prefix).offsets(ns.groupId('email'), topic))
-  return new Map(
-    Object.entries(hash)
-      .filter(([field]) => /^\d+$/.test(field))
-      .map(([field, value]) => [Number(field), Number(value)]),
-  )
-}
-
-const running1 = (p: ServiceProcess) =>
-  p.waitForLog((l) => String(l.msg ?? '').includes('claimed partition'), 30_000)
+const redisOffsets = (ns: TestNamespace) => storedOffsets(ctx.redis, channelGroup(ns, 'email'))
 
 async function waitAllDelivered(
   ns: TestNamespace,
@@ -130,20 +55,20 @@ async function killMidwayAndRestart(label: string, env: Record<string, string>) 
   // Few recipients: each one's messages go out one after another, so a backlog of accepted, not yet started
   // records builds up behind them — what an offset advanced too early loses in the kill.
   const { ns, records, topic } = await setup(label, count, 4)
-  smtp.setFaults({ latencyMs: 60 })
+  ctx.smtp.setFaults({ latencyMs: 60 })
   try {
     const first = distributor(ns, `${label}-1`, env)
-    await running1(first)
+    await ctx.claimed(first)
     // A steady stream, as in production: fetched batches are small and offsets move in steps.
     for (let i = 0; i < count; i += 8) {
-      await produceRecords(producer, topic, records.slice(i, i + 8))
+      await produceRecords(ctx.producer, topic, records.slice(i, i + 8))
       await new Promise((resolve) => setTimeout(resolve, 40))
     }
-    const ends = await watermarks(admin, topic)
+    const ends = await watermarks(ctx.admin, topic)
     await eventually(
       'a partition offset strictly inside its range with deliveries in flight',
       async () => {
-        const offsets = await redisOffsets(ns, topic)
+        const offsets = await redisOffsets(ns)
         const delivered = deliveredIds(ns).length
         const inside = [...offsets].some(
           ([p, next]) => next > (ends.get(p)?.low ?? 0) && next < (ends.get(p)?.high ?? 0),
@@ -156,13 +81,13 @@ async function killMidwayAndRestart(label: string, env: Record<string, string>) 
     first.kill('SIGKILL')
     assert.equal(await first.exited, 'SIGKILL')
     const deliveredBeforeKill = deliveredIds(ns).length
-    const offsetsAtKill = await redisOffsets(ns, topic)
+    const offsetsAtKill = await redisOffsets(ns)
     const second = distributor(ns, `${label}-2`, env)
-    await running1(second)
+    await ctx.claimed(second)
     await eventually(
       'stored offsets at the end of every partition',
       async () => {
-        const offsets = await redisOffsets(ns, topic)
+        const offsets = await redisOffsets(ns)
         return [...ends].every(([p, { high }]) => high === 0 || offsets.get(p) === high) ? true : undefined
       },
       90_000,
@@ -176,17 +101,17 @@ async function killMidwayAndRestart(label: string, env: Record<string, string>) 
     const duplicates = [...counts.values()].reduce((sum, n) => sum + n - 1, 0)
     return { lost, duplicates, deliveredBeforeKill, offsetsAtKill, count }
   } finally {
-    smtp.setFaults({})
+    ctx.smtp.setFaults({})
   }
 }
 
 describe('at least once', () => {
   test('a stored Redis offset wins over the offset committed to Kafka', async () => {
     const { ns, records, topic } = await setup('redis-wins', 20)
-    await produceRecords(producer, topic, records.slice(0, 10), 0)
-    await produceRecords(producer, topic, records.slice(10), 1)
+    await produceRecords(ctx.producer, topic, records.slice(0, 10), 0)
+    await produceRecords(ctx.producer, topic, records.slice(10), 1)
     // Kafka says: partition 0 from the start, partition 1 from the end. Redis says 6 and 3.
-    await admin.setOffsets({
+    await ctx.admin.setOffsets({
       groupId: ns.groupId('email'),
       topic,
       partitions: [
@@ -195,13 +120,13 @@ describe('at least once', () => {
       ],
     })
     const key = redisKeys(ns.prefix).offsets(ns.groupId('email'), topic)
-    await redis.hset(key, '0', '6', '1', '3')
+    await ctx.redis.hset(key, '0', '6', '1', '3')
     const expected = [...records.slice(6, 10), ...records.slice(13)].map((r) => r.id).sort()
 
     const d = distributor(ns, 'redis-wins')
     await waitAllDelivered(ns, expected, 60_000)
     await eventually('offsets at the end', async () => {
-      const o = await redisOffsets(ns, topic)
+      const o = await redisOffsets(ns)
       return o.get(0) === 10 && o.get(1) === 10 ? true : undefined
     })
     d.kill('SIGTERM')
@@ -211,7 +136,7 @@ describe('at least once', () => {
       expected,
       'exactly the records from the Redis offsets on',
     )
-    const mirrored = await admin.fetchOffsets({ groupId: ns.groupId('email'), topics: [topic] })
+    const mirrored = await ctx.admin.fetchOffsets({ groupId: ns.groupId('email'), topics: [topic] })
     const byPartition = new Map(mirrored[0]?.partitions.map((p) => [p.partition, p.offset]))
     assert.equal(byPartition.get(0), '10', 'the accepted offset is mirrored to Kafka')
     assert.equal(byPartition.get(1), '10')
@@ -229,15 +154,15 @@ describe('at least once', () => {
   test('a long batch records its progress as it goes: a kill mid-batch repeats only the last moments', async (t) => {
     // One recipient: 300 records in one partition, fetched as one batch and delivered one after another.
     const { ns, records, topic } = await setup('long-batch', 300, 1)
-    smtp.setFaults({ latencyMs: 20 })
+    ctx.smtp.setFaults({ latencyMs: 20 })
     try {
-      await produceRecords(producer, topic, records)
-      const [partition] = [...(await watermarks(admin, topic))].find(([, w]) => w.high > 0) ?? []
+      await produceRecords(ctx.producer, topic, records)
+      const [partition] = [...(await watermarks(ctx.admin, topic))].find(([, w]) => w.high > 0) ?? []
       const first = distributor(ns, 'long-batch-1')
       const progress = await eventually(
         'the stored offset moving while the batch is still being delivered',
         async () => {
-          const next = (await redisOffsets(ns, topic)).get(partition ?? -1) ?? 0
+          const next = (await redisOffsets(ns)).get(partition ?? -1) ?? 0
           const delivered = deliveredIds(ns).length
           return next >= 100 && delivered < records.length ? { next, delivered } : undefined
         },
@@ -247,7 +172,7 @@ describe('at least once', () => {
       first.kill('SIGKILL')
       await first.exited
       const deliveredBeforeKill = deliveredIds(ns).length
-      const storedAtKill = (await redisOffsets(ns, topic)).get(partition ?? -1) ?? 0
+      const storedAtKill = (await redisOffsets(ns)).get(partition ?? -1) ?? 0
       const second = distributor(ns, 'long-batch-2')
       const counts = await waitAllDelivered(
         ns,
@@ -270,7 +195,7 @@ describe('at least once', () => {
       )
       assert.ok(duplicates < storedAtKill, 'fewer records repeated than were recorded before the kill')
     } finally {
-      smtp.setFaults({})
+      ctx.smtp.setFaults({})
     }
   })
 
@@ -287,20 +212,20 @@ describe('at least once', () => {
 
   test('negative control: seeking to the latest offset on claim skips the records already there', async () => {
     const { ns, records, topic } = await setup('broken-latest', 12)
-    await produceRecords(producer, topic, records)
+    await produceRecords(ctx.producer, topic, records)
     const d = distributor(ns, 'broken-latest', { HERALD_TEST_BROKEN_VARIANT: 'seek-latest' })
-    await running1(d)
+    await ctx.claimed(d)
     // A later record on every partition, then every stored offset at the log end: each partition was read
     // past the earlier records, so any of them not delivered by now never will be.
     const late = Array.from({ length: partitions }, (_, p) =>
       emailRecord(`${ns.prefix}-late-${p}`, `late${p}@example.com`),
     )
-    for (const [p, record] of late.entries()) await produceRecords(producer, topic, [record], p)
+    for (const [p, record] of late.entries()) await produceRecords(ctx.producer, topic, [record], p)
     await waitAllDelivered(
       ns,
       late.map((r) => r.id),
     )
-    await waitForStoredOffsetsAtEnd(admin, redis, ns, 'email')
+    await waitForStoredOffsetsAtEnd(ctx.admin, ctx.redis, ns, 'email')
     d.kill('SIGTERM')
     await d.exited
     const lost = records.filter((r) => !deliveredIds(ns).includes(r.id))
@@ -313,13 +238,13 @@ describe('at least once', () => {
 
   test('two replicas share the partitions; when one stops, the other resumes its partitions from Redis', async () => {
     const { ns, records, topic } = await setup('replicas', 200, 50)
-    smtp.setFaults({ latencyMs: 30 })
+    ctx.smtp.setFaults({ latencyMs: 30 })
     try {
       const a = distributor(ns, 'replica-a')
       const b = distributor(ns, 'replica-b')
-      await running1(a)
-      await running1(b)
-      await produceRecords(producer, topic, records)
+      await ctx.claimed(a)
+      await ctx.claimed(b)
+      await produceRecords(ctx.producer, topic, records)
       await eventually('some deliveries', () => (deliveredIds(ns).length > 40 ? true : undefined), 60_000, 50)
       a.kill('SIGTERM')
       assert.equal(await a.exited, 0)
@@ -340,17 +265,17 @@ describe('at least once', () => {
       assert.deepEqual([...claimedByB()].sort(), [0, 1, 2, 3])
       assert.equal(counts.size, records.length)
     } finally {
-      smtp.setFaults({})
+      ctx.smtp.setFaults({})
     }
   })
 
   test('a replica frozen past its session timeout has its stale writes refused when it wakes up', async () => {
     const { ns, records, topic } = await setup('zombie', 160, 40)
-    smtp.setFaults({ latencyMs: 100 })
+    ctx.smtp.setFaults({ latencyMs: 100 })
     try {
       const a = distributor(ns, 'zombie-a')
-      await running1(a)
-      await produceRecords(producer, topic, records)
+      await ctx.claimed(a)
+      await produceRecords(ctx.producer, topic, records)
       await eventually(
         'deliveries in progress',
         () => (deliveredIds(ns).length > 10 ? true : undefined),
@@ -389,18 +314,18 @@ describe('at least once', () => {
       b.kill('SIGTERM')
       await Promise.all([a.exited, b.exited])
     } finally {
-      smtp.setFaults({})
+      ctx.smtp.setFaults({})
     }
   })
 
   test('a Redis offset above the log end is reported and does not skip new records', async () => {
     const { ns, records, topic } = await setup('above-end', 8)
-    await produceRecords(producer, topic, records.slice(0, 5), 0)
-    await redis.hset(redisKeys(ns.prefix).offsets(ns.groupId('email'), topic), '0', '1000')
+    await produceRecords(ctx.producer, topic, records.slice(0, 5), 0)
+    await ctx.redis.hset(redisKeys(ns.prefix).offsets(ns.groupId('email'), topic), '0', '1000')
     const d = distributor(ns, 'above-end')
     const alarm = await d.waitForLog((l) => String(l.msg ?? '').includes('above the log end'))
     assert.equal(alarm.stored, 1000)
-    await produceRecords(producer, topic, records.slice(5), 0)
+    await produceRecords(ctx.producer, topic, records.slice(5), 0)
     const counts = await waitAllDelivered(
       ns,
       records.map((r) => r.id),
@@ -413,31 +338,31 @@ describe('at least once', () => {
   test('an empty Redis falls back to the offsets mirrored to Kafka: few duplicates, none lost', async (t) => {
     const { ns, records, topic } = await setup('empty-redis', 40)
     const first = records.slice(0, 30)
-    await produceRecords(producer, topic, first)
+    await produceRecords(ctx.producer, topic, first)
     const d1 = distributor(ns, 'empty-redis-1')
     await waitAllDelivered(
       ns,
       first.map((r) => r.id),
     )
-    const ends = await watermarks(admin, topic)
+    const ends = await watermarks(ctx.admin, topic)
     await eventually('offsets at the end', async () => {
-      const o = await redisOffsets(ns, topic)
+      const o = await redisOffsets(ns)
       return [...ends].every(([p, { high }]) => high === 0 || o.get(p) === high) ? true : undefined
     })
     d1.kill('SIGTERM')
     await d1.exited
-    const keys = await redis.keys(`${ns.prefix}:*`)
-    await redis.del(...keys)
+    const keys = await ctx.redis.keys(`${ns.prefix}:*`)
+    await ctx.redis.del(...keys)
     const second = records.slice(30)
-    await produceRecords(producer, topic, second)
+    await produceRecords(ctx.producer, topic, second)
     const d2 = distributor(ns, 'empty-redis-2')
     await waitAllDelivered(
       ns,
       second.map((r) => r.id),
     )
     await eventually('offsets at the end again', async () => {
-      const o = await redisOffsets(ns, topic)
-      const now = await watermarks(admin, topic)
+      const o = await redisOffsets(ns)
+      const now = await watermarks(ctx.admin, topic)
       return [...now].every(([p, { high }]) => high === 0 || o.get(p) === high) ? true : undefined
     })
     d2.kill('SIGTERM')

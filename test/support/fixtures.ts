@@ -4,10 +4,9 @@ import type { Channel } from '@herald/shared/config'
 import { createLogger } from '@herald/shared/logger'
 import { type NotificationRecord, normaliseRecipient } from '@herald/shared/notification'
 import type { Redis } from '@herald/shared/redis/client'
-import { redisKeys } from '@herald/shared/redis/keys'
 import { ensureTopics, topicNames, topicSpecs } from '@herald/shared/topics'
 import { type Admin, Kafka, logLevel, Partitioners, type Producer } from 'kafkajs'
-import { eventually } from './service-process.ts'
+import { type Sandbox, startSandbox } from '../../dev/standins/index.ts'
 
 export interface TestNamespace {
   prefix: string
@@ -110,117 +109,16 @@ export async function watermarks(
   return new Map(offsets.map((o) => [o.partition, { low: Number(o.low), high: Number(o.high) }]))
 }
 
-/** Next offset per partition that the channel's distributor group stored in Redis. */
-export async function storedOffsets(
-  redis: Redis,
-  ns: TestNamespace,
-  channel: Channel,
-): Promise<Map<number, number>> {
-  const hash = await redis.hgetall(redisKeys(ns.prefix).offsets(ns.groupId(channel), ns.topics.main(channel)))
-  return new Map(
-    Object.entries(hash)
-      .filter(([field]) => /^\d+$/.test(field))
-      .map(([field, value]) => [Number(field), Number(value)]),
-  )
-}
-
-/**
- * Waits until the channel's stored offset of every partition reached the log end as it is now. The
- * distributor stores an offset only after the records below it finished (statuses, events and dead letters
- * written), so from then on whatever the records produced so far cause has happened: a check of absence
- * after this is not a race with a slow delivery.
- */
-export async function waitForStoredOffsetsAtEnd(
-  admin: Admin,
-  redis: Redis,
-  ns: TestNamespace,
-  channel: Channel,
-  timeoutMs = 90_000,
-): Promise<void> {
-  const ends = await watermarks(admin, ns.topics.main(channel))
-  await eventually(
-    `${ns.topics.main(channel)}: stored offsets at the log end`,
-    async () => {
-      const stored = await storedOffsets(redis, ns, channel)
-      return [...ends].every(([p, { low, high }]) => high === low || (stored.get(p) ?? 0) >= high)
-        ? true
-        : undefined
-    },
-    timeoutMs,
-    100,
-  )
-}
-
-export interface ReadRecord {
-  partition: number
-  offset: number
-  key: string | undefined
-  value: string
-}
-
-/**
- * Every record of a topic from its log start up to its log end as it is when called, read by a consumer
- * group of its own (deleted after). Nothing is asserted inside the consumer's callback: an exception there
- * is retried by kafkajs, not reported as a test failure.
- */
-export async function readTopic(
-  kafka: Kafka,
-  admin: Admin,
-  topic: string,
-  timeoutMs = 30_000,
-): Promise<ReadRecord[]> {
-  const remaining = new Map(
-    [...(await watermarks(admin, topic))].filter(([, w]) => w.high > w.low).map(([p, w]) => [p, w.high]),
-  )
-  const records: ReadRecord[] = []
-  if (remaining.size === 0) return records
-  const groupId = `${topic}.reader-${randomUUID().slice(0, 8)}`
-  const consumer = kafka.consumer({ groupId, allowAutoTopicCreation: false })
-  await consumer.connect()
-  try {
-    await consumer.subscribe({ topic, fromBeginning: true })
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const left = [...remaining].map(([p, end]) => `partition ${p} to ${end}`).join(', ')
-        reject(new Error(`${topic}: not read to its end within ${timeoutMs} ms (${left} left)`))
-      }, timeoutMs)
-      consumer
-        .run({
-          autoCommit: false,
-          eachMessage: async ({ partition, message }) => {
-            const end = remaining.get(partition)
-            const offset = Number(message.offset)
-            if (end === undefined || offset >= end) return
-            records.push({
-              partition,
-              offset,
-              key: message.key?.toString('utf8'),
-              value: message.value?.toString('utf8') ?? '',
-            })
-            if (offset === end - 1) remaining.delete(partition)
-            if (remaining.size === 0) {
-              clearTimeout(timer)
-              resolve()
-            }
-          },
-        })
-        .catch((error: unknown) => {
-          clearTimeout(timer)
-          reject(error)
-        })
-    })
-  } finally {
-    await consumer.disconnect()
-    await admin.deleteGroups([groupId]).catch(() => {})
-  }
-  return records
-}
-
 /** Counts how often each value occurs. */
 export function countBy<T>(values: Iterable<T>): Map<T, number> {
   const counts = new Map<T, number>()
   for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1)
   return counts
+}
+
+/** The stand-ins (SMTP, Twilio, Slack, webhook) on free ports, quiet. */
+export function startTestSandbox(): Promise<Sandbox> {
+  return startSandbox({ quiet: true, ports: { smtp: 0, smtpHttp: 0, twilio: 0, slack: 0, webhook: 0 } })
 }
 
 /** Environment for a Herald service on a test namespace, pointed at the given stand-ins. */
