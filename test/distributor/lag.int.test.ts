@@ -1,58 +1,25 @@
 // Consumer lag for autoscalers: exported once per partition across replicas (by the group leader), for every
 // partition, moved to the new leader when the old one leaves, and back to 0 once everything is delivered.
 import assert from 'node:assert/strict'
-import { after, before, test } from 'node:test'
-import type { Admin, Producer } from 'kafkajs'
-import { type SmtpStandIn, startSmtpStandIn } from '../../dev/standins/smtp.ts'
-import { kafkaBrokers, requireServers } from '../helpers.ts'
-import {
-  createTopics,
-  deleteNamespace,
-  emailRecord,
-  namespace,
-  newProducer,
-  produceRecords,
-  serviceEnv,
-  testKafka,
-} from '../support/fixtures.ts'
-import { eventually, type ServiceProcess, startService } from '../support/service-process.ts'
+import { before, test } from 'node:test'
+import { testContext } from '../support/context.ts'
+import { emailRecord, produceRecords, type TestNamespace } from '../support/fixtures.ts'
+import { eventually, type ServiceProcess } from '../support/service-process.ts'
 
-const ns = namespace('lag')
-let admin: Admin
-let producer: Producer
-let smtp: SmtpStandIn
-const running: ServiceProcess[] = []
+const ctx = testContext({ smtp: true })
+let ns: TestNamespace
 
 before(async () => {
-  await requireServers()
-  const kafka = testKafka(kafkaBrokers())
-  admin = kafka.admin()
-  await admin.connect()
-  producer = await newProducer(kafka)
-  smtp = await startSmtpStandIn({ port: 0, httpPort: 0, quiet: true })
-  await createTopics(admin, ns, 4, kafkaBrokers())
-})
-
-after(async () => {
-  for (const p of running) p.kill('SIGKILL')
-  await deleteNamespace(admin, undefined, ns)
-  await smtp?.close()
-  await producer?.disconnect()
-  await admin?.disconnect()
+  ns = await ctx.setup('lag')
 })
 
 function replica(name: string): ServiceProcess {
-  const p = startService(
-    name,
-    'distributor',
-    serviceEnv(
-      ns,
-      { SMTP_URL: smtp.url },
-      { CHANNEL: 'email', LAG_INTERVAL_MS: '300', BREAKER_PROBE_MS: '300', BREAKER_PROBE_MAX_MS: '600' },
-    ),
-  )
-  running.push(p)
-  return p
+  return ctx.distributor(ns, name, {
+    CHANNEL: 'email',
+    LAG_INTERVAL_MS: '300',
+    BREAKER_PROBE_MS: '300',
+    BREAKER_PROBE_MAX_MS: '600',
+  })
 }
 
 /** The lag series a replica exports: partition → records. */
@@ -70,12 +37,12 @@ async function lagOf(p: ServiceProcess): Promise<Map<string, number>> {
 const sum = (m: Map<string, number>) => [...m.values()].reduce((s, v) => s + v, 0)
 
 test('one replica exports the lag of every partition; the other takes over when it leaves; lag returns to 0', async () => {
-  smtp.setFaults({ authFail: true }) // the breaker holds every delivery: the backlog stays put
+  ctx.smtp.setFaults({ authFail: true }) // the breaker holds every delivery: the backlog stays put
   const a = replica('lag-a')
   const b = replica('lag-b')
-  await Promise.all([a, b].map((p) => p.waitForLog((l) => l.msg === 'claimed partition', 30_000)))
+  await Promise.all([a, b].map(ctx.claimed))
   await produceRecords(
-    producer,
+    ctx.producer,
     ns.topics.main('email'),
     Array.from({ length: 40 }, (_, i) => emailRecord(`${ns.prefix}-${i}`, `u${i}@example.com`)),
   )
@@ -113,7 +80,7 @@ test('one replica exports the lag of every partition; the other takes over when 
     30_000,
     300,
   )
-  smtp.setFaults({})
+  ctx.smtp.setFaults({})
   await eventually(
     'lag back to 0 after delivery',
     async () => {

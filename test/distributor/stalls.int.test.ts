@@ -2,73 +2,15 @@
 // distributor processes, the real broker and Redis, and the Twilio and SMTP stand-ins.
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
-import { after, before, test } from 'node:test'
-import { createRedis, type Redis } from '@herald/shared/redis/client'
+import { test } from 'node:test'
 import { redisKeys } from '@herald/shared/redis/keys'
-import type { Admin, Kafka, Producer } from 'kafkajs'
-import { type Sandbox, startSandbox } from '../../dev/standins/index.ts'
 import { OffsetStore } from '../../distributor/src/offsets/offsets.ts'
-import { kafkaBrokers, redisUrl, requireServers } from '../helpers.ts'
-import {
-  createTopics,
-  deleteNamespace,
-  emailRecord,
-  namespace,
-  newProducer,
-  produceRecords,
-  serviceEnv,
-  type TestNamespace,
-  testKafka,
-} from '../support/fixtures.ts'
-import { eventually, type ServiceProcess, startService } from '../support/service-process.ts'
+import { testContext } from '../support/context.ts'
+import { emailRecord, produceRecords, type TestNamespace } from '../support/fixtures.ts'
+import { eventually, type ServiceProcess } from '../support/service-process.ts'
 
-let sandbox: Sandbox
-let kafka: Kafka
-let admin: Admin
-let producer: Producer
-let redis: Redis
-const namespaces: TestNamespace[] = []
-const running: ServiceProcess[] = []
-
-before(async () => {
-  await requireServers()
-  for (const name of [
-    'SMTP_STANDIN_PORT',
-    'SMTP_STANDIN_HTTP_PORT',
-    'TWILIO_STANDIN_PORT',
-    'SLACK_STANDIN_PORT',
-  ])
-    process.env[name] = '0'
-  sandbox = await startSandbox({ quiet: true })
-  kafka = testKafka(kafkaBrokers())
-  admin = kafka.admin()
-  await admin.connect()
-  producer = await newProducer(kafka)
-  redis = createRedis(redisUrl())
-  await redis.connect()
-})
-
-after(async () => {
-  for (const p of running) p.kill('SIGKILL')
-  for (const ns of namespaces) await deleteNamespace(admin, redis, ns)
-  await sandbox?.close()
-  await producer?.disconnect()
-  await admin?.disconnect()
-  redis?.disconnect()
-})
-
-async function setup(label: string) {
-  const ns = namespace(label)
-  namespaces.push(ns)
-  await createTopics(admin, ns, 4, kafkaBrokers())
-  return ns
-}
-
-function distributor(ns: TestNamespace, name: string, extra: Record<string, string>): ServiceProcess {
-  const p = startService(name, 'distributor', serviceEnv(ns, sandbox.env, extra))
-  running.push(p)
-  return p
-}
+const ctx = testContext({ sandbox: true })
+const { setup, distributor, claimed } = ctx
 
 let sequence = 0
 function sms(ns: TestNamespace, to: string) {
@@ -76,26 +18,23 @@ function sms(ns: TestNamespace, to: string) {
   return { v: 1, id, channel: 'sms' as const, to, message: `sms ${id}`, createdAt: new Date().toISOString() }
 }
 
-const claimed = (p: ServiceProcess) => p.waitForLog((l) => l.msg === 'claimed partition', 30_000)
-const smsIds = () => new Set(sandbox.twilio.messages().map((m) => /sms (\S+)/.exec(m.text)?.[1]))
-
 test('a superseded claim that ends its batch with a long backoff does not pause the partition its successor owns', async () => {
   const ns = await setup('stale-pause')
   const slow = '+15550000001'
   const limited = '+15550000002'
   // Every answer takes 2.5 s; the limited recipient is told to come back in a minute.
-  sandbox.twilio.setFaults({ latencyMs: 2500, failRecipients: [limited], status: 429, retryAfter: 60 })
+  ctx.sandbox.twilio.setFaults({ latencyMs: 2500, failRecipients: [limited], status: 429, retryAfter: 60 })
   try {
     const d = distributor(ns, 'stale-pause', { CHANNEL: 'sms' })
     await claimed(d)
     const topic = ns.topics.main('sms')
     // One batch on partition 0: z and b to the same recipient (b waits for z), a told to wait a minute.
     const [z, a, b] = [sms(ns, slow), sms(ns, limited), sms(ns, slow)]
-    await produceRecords(producer, topic, [z, a, b], 0)
+    await produceRecords(ctx.producer, topic, [z, a, b], 0)
     // Another consumer claims the partition and records all three as finished: the batch's next advance
     // is refused (fence); once its membership is confirmed, the distributor claims the partition again,
     // seeks it to 3 and resumes it, while z and a of the old batch are still in flight.
-    const offsets = new OffsetStore(redis, redisKeys(ns.prefix), ns.groupId('sms'), topic)
+    const offsets = new OffsetStore(ctx.redis, redisKeys(ns.prefix), ns.groupId('sms'), topic)
     const [zombie] = await offsets.claim([0], 'zombie')
     await offsets.advance(0, zombie?.token ?? 0, 3)
     await d.waitForLog((l) => String(l.msg ?? '').includes('membership confirmed after the refusal'), 30_000)
@@ -103,16 +42,16 @@ test('a superseded claim that ends its batch with a long backoff does not pause 
     await d.waitForLog((l) => l.id === a.id && String(l.msg ?? '').includes('attempt 1 of'), 30_000)
     await new Promise((r) => setTimeout(r, 1000))
     const c = sms(ns, '+15550000003')
-    await produceRecords(producer, topic, [c], 0)
+    await produceRecords(ctx.producer, topic, [c], 0)
     await eventually(
       'a record produced after the old batch ended is delivered (the partition is not paused)',
-      () => (smsIds().has(c.id) ? true : undefined),
+      () => (ctx.deliveredIds(ns).includes(c.id) ? true : undefined),
       40_000,
       200,
     )
-    assert.ok(!smsIds().has(b.id), 'b was left to the other consumer')
+    assert.ok(!ctx.deliveredIds(ns).includes(b.id), 'b was left to the other consumer')
   } finally {
-    sandbox.twilio.setFaults({})
+    ctx.sandbox.twilio.setFaults({})
   }
 })
 
@@ -129,15 +68,15 @@ function cpuSeconds(pid: number): number | undefined {
 test('a shutdown past its bound abandons the send in flight, leaves the group and exits non-zero at low CPU', async () => {
   const ns = await setup('stuck-stop')
   // The provider answers after a minute: the send is still in flight when the shutdown bound is reached.
-  sandbox.smtp.setFaults({ latencyMs: 60_000 })
+  ctx.sandbox.smtp.setFaults({ latencyMs: 60_000 })
   try {
     const d = distributor(ns, 'stuck-stop', { CHANNEL: 'email', SHUTDOWN_TIMEOUT_MS: '1000' })
     await claimed(d)
     const record = emailRecord(`${ns.prefix}-stuck`, 'stuck@example.com')
-    await produceRecords(producer, ns.topics.main('email'), [record])
+    await produceRecords(ctx.producer, ns.topics.main('email'), [record])
     const startKey = redisKeys(ns.prefix).attempts(ns.groupId('email'), ns.topics.main('email'))
     await eventually('the delivery started', async () =>
-      (await redis.hlen(startKey)) > 0 ? true : undefined,
+      (await ctx.redis.hlen(startKey)) > 0 ? true : undefined,
     )
     const pid = d.child.pid ?? 0
     d.kill('SIGTERM')
@@ -159,19 +98,19 @@ test('a shutdown past its bound abandons the send in flight, leaves the group an
     assert.equal(code, 1, 'exits non-zero: a delivery was abandoned')
     assert.ok(d.lines.some((l) => String(l.msg ?? '').includes('abandoned')))
   } finally {
-    sandbox.smtp.setFaults({})
+    ctx.sandbox.smtp.setFaults({})
   }
 })
 
 test('a record told to retry after 8 s is not attempted earlier when a rebalance resumes its partition', async () => {
   const ns = await setup('not-before')
   const limited = '+15550000009'
-  sandbox.twilio.setFaults({ failRecipients: [limited], status: 429, retryAfter: 8 })
+  ctx.sandbox.twilio.setFaults({ failRecipients: [limited], status: 429, retryAfter: 8 })
   try {
     const first = distributor(ns, 'not-before-1', { CHANNEL: 'sms' })
     await claimed(first)
     const record = sms(ns, limited)
-    await produceRecords(producer, ns.topics.main('sms'), [record])
+    await produceRecords(ctx.producer, ns.topics.main('sms'), [record])
     const attempt = (p: ServiceProcess, n: number) =>
       p.lines.find((l) => l.id === record.id && String(l.msg ?? '').includes(`attempt ${n} of`))
     await first.waitForLog((l) => attempt(first, 1) === l, 30_000)
@@ -184,11 +123,16 @@ test('a record told to retry after 8 s is not attempted earlier when a rebalance
       40_000,
       100,
     )
-    sandbox.twilio.setFaults({})
+    ctx.sandbox.twilio.setFaults({})
     const gap = Date.parse(String(retried.time)) - Date.parse(String(attempt(first, 1)?.time))
     assert.ok(gap >= 7950, `the second attempt came ${gap} ms after the first, not after the 8 s asked for`)
-    await eventually('delivered', () => (smsIds().has(record.id) ? true : undefined), 40_000, 200)
+    await eventually(
+      'delivered',
+      () => (ctx.deliveredIds(ns).includes(record.id) ? true : undefined),
+      40_000,
+      200,
+    )
   } finally {
-    sandbox.twilio.setFaults({})
+    ctx.sandbox.twilio.setFaults({})
   }
 })

@@ -4,57 +4,19 @@
 import assert from 'node:assert/strict'
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { after, before, test } from 'node:test'
-import { createRedis, type Redis } from '@herald/shared/redis/client'
-import type { Admin, Kafka, Producer } from 'kafkajs'
+import { test } from 'node:test'
 import { repoRoot } from '../../dev/lib/process.ts'
-import { type SmtpStandIn, startSmtpStandIn } from '../../dev/standins/smtp.ts'
-import { freePort, kafkaBrokers, redisUrl, requireServers } from '../helpers.ts'
-import {
-  createTopics,
-  deleteNamespace,
-  emailRecord,
-  namespace,
-  newProducer,
-  produceRecords,
-  serviceEnv,
-  type TestNamespace,
-  testKafka,
-} from '../support/fixtures.ts'
-import { eventually, type ServiceProcess, startService } from '../support/service-process.ts'
+import { freePort } from '../helpers.ts'
+import { testContext } from '../support/context.ts'
+import { emailRecord, produceRecords, serviceEnv, type TestNamespace } from '../support/fixtures.ts'
+import { eventually } from '../support/service-process.ts'
 
 const switches = {
   HERALD_TEST_CRASH_ON: 'CRASH-ME',
   HERALD_TEST_BROKEN_VARIANT: 'seek-latest',
   HERALD_TEST_LEAK: '1',
 }
-let kafka: Kafka
-let admin: Admin
-let producer: Producer
-let redis: Redis
-let smtp: SmtpStandIn
-const namespaces: TestNamespace[] = []
-const running: ServiceProcess[] = []
-
-before(async () => {
-  await requireServers()
-  kafka = testKafka(kafkaBrokers())
-  admin = kafka.admin()
-  await admin.connect()
-  producer = await newProducer(kafka)
-  redis = createRedis(redisUrl())
-  await redis.connect()
-  smtp = await startSmtpStandIn({ port: 0, httpPort: 0, quiet: true })
-})
-
-after(async () => {
-  for (const p of running) p.kill('SIGKILL')
-  for (const ns of namespaces) await deleteNamespace(admin, redis, ns)
-  await smtp?.close()
-  await producer?.disconnect()
-  await admin?.disconnect()
-  redis?.disconnect()
-})
+const ctx = testContext({ smtp: true })
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(join(repoRoot, dir), { recursive: true, encoding: 'utf8' })
@@ -70,33 +32,23 @@ test('no production source file mentions a HERALD_TEST_ variable', () => {
 })
 
 async function emailSetup(label: string) {
-  const ns = namespace(label)
-  namespaces.push(ns)
-  await createTopics(admin, ns, 4, kafkaBrokers())
+  const ns = await ctx.setup(label)
   // Produced before the distributor starts (seek-latest would skip them), one of them carrying the marker.
   const records = [
     emailRecord(`${ns.prefix}-0`, 'a@example.com'),
     emailRecord(`${ns.prefix}-1`, 'b@example.com', { message: 'please CRASH-ME now' }),
     emailRecord(`${ns.prefix}-2`, 'c@example.com'),
   ]
-  await produceRecords(producer, ns.topics.main('email'), records)
+  await produceRecords(ctx.producer, ns.topics.main('email'), records)
   return { ns, records }
 }
 
 function distributor(ns: TestNamespace, name: string, entry: 'production' | 'test') {
-  const env = serviceEnv(ns, { SMTP_URL: `smtp://127.0.0.1:${smtp.port}` }, { CHANNEL: 'email', ...switches })
-  const p = startService(name, 'distributor', env, { entry })
-  running.push(p)
-  return p
+  const env = serviceEnv(ns, { SMTP_URL: ctx.smtp.url }, { CHANNEL: 'email', ...switches })
+  return ctx.service(name, 'distributor', env, { entry })
 }
 
-const deliveredOf = (ns: TestNamespace) =>
-  new Set(
-    smtp
-      .messages()
-      .map((m) => /^<(.+)@herald>$/.exec(m.messageId ?? '')?.[1])
-      .filter((id): id is string => id?.startsWith(`${ns.prefix}-`) ?? false),
-  )
+const deliveredOf = (ns: TestNamespace) => new Set(ctx.deliveredIds(ns))
 
 test('the production distributor ignores the crash marker and the broken variant', async () => {
   const { ns, records } = await emailSetup('switch-prod')
@@ -121,32 +73,21 @@ test('control: the same variables through the test entry point do break the dist
   await d.waitForLog((l) => String(l.msg ?? '').includes('claimed partition'))
   // seek-latest: the records produced before it started are never fetched, so the marker never kills it.
   const late = emailRecord(`${ns.prefix}-late`, 'late@example.com', { message: 'CRASH-ME late' })
-  await produceRecords(producer, ns.topics.main('email'), [late])
+  await produceRecords(ctx.producer, ns.topics.main('email'), [late])
   assert.equal(await d.exited, 'SIGKILL', 'the marker killed the test-entry distributor')
   assert.equal(deliveredOf(ns).size, 0, 'records produced before the start were skipped (seek-latest)')
 })
 
 test('the production api ignores the leak switch; the test entry point honours it', async () => {
-  const ns = namespace('switch-api')
-  namespaces.push(ns)
+  const ns = ctx.namespace('switch-api')
   const base = serviceEnv(ns, {}, switches)
-  const ready = (p: ServiceProcess) => p.waitForLog((l) => String(l.msg ?? '').includes('api listening'))
-  const prod = startService(
-    'api-prod',
-    'api',
-    { ...base, PORT: String(await freePort()) },
-    { entry: 'production' },
-  )
-  running.push(prod)
-  await ready(prod)
-  const withLeak = startService(
-    'api-test',
-    'api',
-    { ...base, PORT: String(await freePort()) },
-    { entry: 'test' },
-  )
-  running.push(withLeak)
-  await ready(withLeak)
+  const startApi = async (name: string, entry: 'production' | 'test') => {
+    const p = ctx.service(name, 'api', { ...base, PORT: String(await freePort()) }, { entry })
+    await p.waitForLog((l) => String(l.msg ?? '').includes('api listening'))
+    return p
+  }
+  const prod = await startApi('api-prod', 'production')
+  const withLeak = await startApi('api-test', 'test')
   assert.ok(
     !prod.lines.some((l) => String(l.msg ?? '').includes('TEST-ONLY')),
     'production api: no test mode',
