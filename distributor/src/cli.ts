@@ -1,6 +1,7 @@
 // Operator tools: npm run herald -- dlq list|replay --channel email [filters]
 //   --class <poison|permanent|retryable|crash-loop>  --since <ISO time>  --until <ISO time>
 //   --at <partition:offset,...> (replay only these)   --limit <n>   --all (replay every match)
+import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { type Channel, channels, loadConfig } from '@herald/shared/config'
 import { DeadLetterStore } from '@herald/shared/dead-letters'
@@ -12,13 +13,23 @@ import { redisKeys } from '@herald/shared/redis/keys'
 import { StatusStore } from '@herald/shared/status'
 import { topicNames } from '@herald/shared/topics'
 import dotenv from 'dotenv'
+import { configAreas, configUsage, runConfigCommand } from './cli-config.ts'
 
 const usage = `usage:
   npm run herald -- dlq list   --channel <email|sms|slack> [--class C] [--since T] [--until T] [--limit N] [--json]
-  npm run herald -- dlq replay --channel <email|sms|slack> (--at P:O[,P:O...] | --class C | --since T | --all)`
+  npm run herald -- dlq replay --channel <email|sms|slack> (--at P:O[,P:O...] | --class C | --since T | --all)
+${configUsage}`
 
 async function main(argv: string[]): Promise<number> {
   dotenv.config({ quiet: true })
+  if ((configAreas as readonly string[]).includes(argv.find((a) => !a.startsWith('-')) ?? '')) {
+    return runConfigCommand(argv, {
+      env: process.env,
+      out: (line) => console.log(line),
+      err: (line) => console.error(line),
+      readStdin: () => readFileSync(0, 'utf8'),
+    })
+  }
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,

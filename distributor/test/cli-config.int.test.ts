@@ -1,0 +1,199 @@
+// `npm run herald -- recipients|templates|routes ...` as an operator runs it: a child process talking to a
+// real api (real Kafka) through HERALD_URL and HERALD_API_KEY.
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { loadConfig } from '@herald/shared/config'
+import { createLogger } from '@herald/shared/logger'
+import type { Admin } from 'kafkajs'
+import { type RunningApi, startApi } from '../../api/src/server.ts'
+import { kafkaBrokers, redisUrl, requireServers } from '../../test/helpers.ts'
+import { deleteNamespace, namespace, testKafka } from '../../test/support/fixtures.ts'
+import { eventually } from '../../test/support/service-process.ts'
+
+const ns = namespace('cli-config')
+const cli = join(import.meta.dirname, '../src/cli.ts')
+const dir = mkdtempSync(join(tmpdir(), 'herald-cli-'))
+let api: RunningApi
+let admin: Admin
+
+before(async () => {
+  await requireServers()
+  const config = loadConfig(
+    {
+      KAFKA_BROKERS: kafkaBrokers(),
+      REDIS_URL: redisUrl(),
+      PORT: '0',
+      TOPIC_PREFIX: ns.prefix,
+      KEY_PREFIX: ns.prefix,
+      TOPIC_PARTITIONS: '2',
+      API_KEYS: 'ops:s3cret:admin,ci:other',
+    },
+    'api',
+  )
+  api = await startApi(config, createLogger({ service: 'api', level: 'silent' }))
+  await eventually('the api is ready', async () =>
+    (await fetch(`${api.url}/readyz`)).status === 200 ? true : undefined,
+  )
+  admin = testKafka(kafkaBrokers()).admin()
+  await admin.connect()
+})
+
+after(async () => {
+  await api?.stop()
+  await deleteNamespace(admin, undefined, ns)
+  await admin?.disconnect()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+function herald(args: string[], options: { key?: string; stdin?: string } = {}) {
+  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    const child = execFile(
+      process.execPath,
+      [cli, ...args],
+      {
+        env: {
+          PATH: process.env.PATH ?? '',
+          HERALD_URL: api.url,
+          HERALD_API_KEY: options.key ?? 's3cret',
+        },
+        cwd: dir,
+      },
+      (error, stdout, stderr) =>
+        resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    )
+    child.stdin?.end(options.stdin ?? '')
+  })
+}
+
+describe('herald recipients|templates|routes', () => {
+  test('set from flags creates a recipient, and get prints it as JSON', async () => {
+    const set = await herald([
+      'recipients',
+      'set',
+      'ada',
+      '--name',
+      'Ada',
+      '--email',
+      'ada@example.com',
+      '--channels',
+      'email',
+    ])
+    assert.equal(set.code, 0, set.stderr)
+    assert.equal(set.stdout.trim(), 'created recipient ada')
+    const got = await herald(['recipients', 'get', 'ada', '--json'])
+    assert.equal(got.code, 0, got.stderr)
+    assert.deepEqual(JSON.parse(got.stdout), {
+      id: 'ada',
+      name: 'Ada',
+      email: 'ada@example.com',
+      channels: ['email'],
+    })
+  })
+
+  test('set reads JSON from a file or stdin, and flags win over the file', async () => {
+    writeFileSync(
+      join(dir, 'grace.json'),
+      JSON.stringify({ name: 'Grace', phone: '+14155550100', channels: ['sms'] }),
+    )
+    const fromFile = await herald([
+      'recipients',
+      'set',
+      'grace',
+      '--file',
+      'grace.json',
+      '--name',
+      'Grace H.',
+    ])
+    assert.equal(fromFile.code, 0, fromFile.stderr)
+    const template = JSON.stringify({ channel: 'sms', body: '[{{newState}}] {{alarmName}}' })
+    const fromStdin = await herald(['templates', 'set', 'pager', '--file', '-'], { stdin: template })
+    assert.equal(fromStdin.code, 0, fromStdin.stderr)
+    const route = await herald([
+      'routes',
+      'set',
+      'disk',
+      '--alarm-definition-id',
+      'D',
+      '--states',
+      'alarm,ok',
+      '--label',
+      'team=storage',
+      '--recipients',
+      'ada,grace',
+      '--template',
+      'pager',
+      '--period',
+      '300',
+      '--json',
+    ])
+    assert.equal(route.code, 0, route.stderr)
+    assert.deepEqual(JSON.parse(route.stdout), {
+      name: 'disk',
+      match: { alarmDefinitionId: 'D', states: ['ALARM', 'OK'], labels: { team: 'storage' } },
+      recipients: ['ada', 'grace'],
+      template: 'pager',
+      periodSeconds: 300,
+    })
+    assert.equal(JSON.parse((await herald(['recipients', 'get', 'grace'])).stdout).name, 'Grace H.')
+  })
+
+  test('list prints one line per entry, JSON with --json, and at most --limit entries', async () => {
+    const text = await herald(['recipients', 'list'])
+    assert.equal(text.code, 0, text.stderr)
+    assert.deepEqual(text.stdout.trim().split('\n'), [
+      'ada\tAda\temail',
+      'grace\tGrace H.\tsms',
+      '2 recipients',
+    ])
+    const json = await herald(['routes', 'list', '--json'])
+    assert.deepEqual(
+      (JSON.parse(json.stdout) as Array<{ name: string }>).map((r) => r.name),
+      ['disk'],
+    )
+    const limited = await herald(['recipients', 'list', '--limit', '1', '--json'])
+    assert.deepEqual(
+      (JSON.parse(limited.stdout) as Array<{ id: string }>).map((r) => r.id),
+      ['ada'],
+    )
+  })
+
+  test('a refused write exits 1 and prints each field and reason', async () => {
+    const bad = await herald([
+      'recipients',
+      'set',
+      'bob',
+      '--name',
+      'Bob',
+      '--slack',
+      'https://hooks.slack.com/x',
+      '--channels',
+      'slack',
+    ])
+    assert.equal(bad.code, 1)
+    assert.match(bad.stderr, /^400 invalid_request/)
+    assert.match(bad.stderr, /slack: must name a configured Slack destination/)
+    const sender = await herald(['recipients', 'delete', 'ada'], { key: 'other' })
+    assert.equal(sender.code, 1)
+    assert.match(sender.stderr, /^403 forbidden/)
+  })
+
+  test('delete removes a route; a missing name exits 1; bad usage exits 2', async () => {
+    const deleted = await herald(['routes', 'delete', 'disk'])
+    assert.equal(deleted.code, 0, deleted.stderr)
+    assert.equal(deleted.stdout.trim(), 'deleted route disk')
+    const missing = await herald(['routes', 'get', 'disk'])
+    assert.equal(missing.code, 1)
+    assert.match(missing.stderr, /^404 not_found/)
+    assert.equal((await herald(['routes', 'get'])).code, 2)
+  })
+
+  test('dlq keeps its usage', async () => {
+    const usage = await herald(['dlq', 'list'])
+    assert.equal(usage.code, 2)
+    assert.match(usage.stderr, /dlq list/)
+  })
+})
