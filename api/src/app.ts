@@ -146,6 +146,7 @@ export function createApp(deps: AppDeps): express.Express {
       anyApiKeys: config.apiKeys.size > 0,
       logger,
       writeTimeoutMs: config.kafka.produceTimeoutMs,
+      slackDestinations: Object.keys(config.slack.webhooks),
     }
     app.use('/api/v1', configRoutes(deps.configStores, options))
   }

@@ -43,6 +43,7 @@ before(async () => {
       TOPIC_PARTITIONS: '2',
       API_KEYS: 'ops:s3cret:admin,ci:other',
       PRODUCE_TIMEOUT_MS: '5000',
+      SLACK_WEBHOOKS: JSON.stringify({ ops: 'http://127.0.0.1:9/services/T/B/ops' }),
     },
     'api',
   )
@@ -109,6 +110,18 @@ describe('recipients', () => {
     assert.match(fields.phone ?? '', /E\.164/)
     assert.match(fields.slack ?? '', /never a URL/)
     assert.match(fields.timezone ?? '', /IANA/)
+    const unknownSlack = await call('PUT', '/recipients/bob', {
+      name: 'Bob',
+      slack: 'nowhere',
+      channels: ['slack'],
+    })
+    assert.equal(unknownSlack.status, 400)
+    assert.deepEqual(unknownSlack.body.details, [
+      { field: 'slack', reason: 'unknown Slack destination "nowhere" (configured: ops)' },
+    ])
+    const known = await call('PUT', '/recipients/carol', { name: 'Carol', slack: 'ops', channels: ['slack'] })
+    assert.equal(known.status, 201)
+    assert.equal((await call('DELETE', '/recipients/carol')).status, 204)
     const mismatch = await call('PUT', '/recipients/bob', { id: 'robert', name: 'Bob', channels: [] })
     assert.equal(mismatch.status, 400)
     assert.equal(mismatch.body.details[0].field, 'id')

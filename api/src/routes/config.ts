@@ -74,9 +74,23 @@ function storeOf(stores: ConfigStores, kind: Kind): ConfigTopicStore<Recipient |
   return store
 }
 
-/** Checks that need the other stores: a route names known recipients and templates of the right channel. */
-function crossCheck(stores: ConfigStores, kind: Kind, value: Recipient | Template | Route): FieldProblem[] {
+/**
+ * Checks beyond the schema: a template compiles, a recipient's Slack destination is configured, a route
+ * names known recipients and templates of the right channel.
+ */
+function crossCheck(
+  stores: ConfigStores,
+  kind: Kind,
+  value: Recipient | Template | Route,
+  slackDestinations: readonly string[],
+): FieldProblem[] {
   if (kind === 'templates') return checkTemplate(value as Template)
+  if (kind === 'recipients') {
+    const slack = (value as Recipient).slack
+    if (slack === undefined || slackDestinations.includes(slack)) return []
+    const known = slackDestinations.length > 0 ? slackDestinations.join(', ') : 'none'
+    return [{ field: 'slack', reason: `unknown Slack destination "${slack}" (configured: ${known})` }]
+  }
   if (kind !== 'routes') return []
   const route = value as Route
   const problems: FieldProblem[] = []
@@ -117,7 +131,13 @@ function referencesTo(stores: ConfigStores, kind: Kind, name: string): string[] 
 
 export function configRoutes(
   stores: ConfigStores,
-  options: { anyApiKeys: boolean; logger: Logger; writeTimeoutMs: number },
+  options: {
+    anyApiKeys: boolean
+    logger: Logger
+    writeTimeoutMs: number
+    /** Names of the configured Slack destinations (SLACK_WEBHOOKS keys, `default`). */
+    slackDestinations: readonly string[]
+  },
 ): Router {
   const router = Router()
   const host = hostname()
@@ -185,7 +205,7 @@ export function configRoutes(
       }
       const parsed = schema.safeParse({ ...body, [key]: name })
       if (!parsed.success) throw invalid(problemsOf(parsed.error))
-      const problems = crossCheck(stores, kind, parsed.data)
+      const problems = crossCheck(stores, kind, parsed.data, options.slackDestinations)
       if (problems.length > 0) throw invalid(problems)
       let created = false
       await write(
