@@ -3,76 +3,29 @@
 // replay, and only a process that died with a record in flight counts towards its crash loop.
 // Distributors run in this process, so a test can compose a fault into one of their parts.
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import { type Config, loadConfig } from '@herald/shared/config'
 import { DeadLetterStore } from '@herald/shared/dead-letters'
 import { createLogger } from '@herald/shared/logger'
 import { createRedis, defineScripts, type Redis, sharedScripts } from '@herald/shared/redis/client'
 import { redisKeys } from '@herald/shared/redis/keys'
 import { type Status, type StatusMode, StatusStore } from '@herald/shared/status'
-import type { Admin, Kafka, Producer } from 'kafkajs'
-import { type Sandbox, startSandbox } from '../../dev/standins/index.ts'
 import { createChannel } from '../../distributor/src/channels/index.ts'
 import { Distributor } from '../../distributor/src/consumer.ts'
 import { createDistributorMetrics, type DistributorMetrics } from '../../distributor/src/metrics.ts'
-import { kafkaBrokers, redisUrl, requireServers } from '../helpers.ts'
-import {
-  createTopics,
-  deleteNamespace,
-  namespace,
-  newProducer,
-  produceRecords,
-  serviceEnv,
-  type TestNamespace,
-  testKafka,
-} from '../support/fixtures.ts'
+import { testContext } from '../support/context.ts'
+import { produceRecords, serviceEnv, type TestNamespace } from '../support/fixtures.ts'
+import { channelGroup, storedOffsets } from '../support/offsets.ts'
 import { eventually } from '../support/service-process.ts'
 
-let sandbox: Sandbox
-let kafka: Kafka
-let admin: Admin
-let producer: Producer
-let redis: Redis
-const namespaces: TestNamespace[] = []
+const ctx = testContext({ sandbox: true })
+const { setup } = ctx
 const running = new Set<Distributor>()
 const connections: Redis[] = []
-
-before(async () => {
-  await requireServers()
-  for (const name of [
-    'SMTP_STANDIN_PORT',
-    'SMTP_STANDIN_HTTP_PORT',
-    'TWILIO_STANDIN_PORT',
-    'SLACK_STANDIN_PORT',
-  ]) {
-    process.env[name] = '0'
-  }
-  sandbox = await startSandbox({ quiet: true })
-  kafka = testKafka(kafkaBrokers())
-  admin = kafka.admin()
-  await admin.connect()
-  producer = await newProducer(kafka)
-  redis = createRedis(redisUrl())
-  defineScripts(redis, sharedScripts)
-  await redis.connect()
-})
-
-after(async () => {
+ctx.teardown(async () => {
   for (const d of running) await d.stop().catch(() => {})
   for (const c of connections) c.disconnect()
-  for (const ns of namespaces) await deleteNamespace(admin, redis, ns)
-  await sandbox?.close()
-  await producer?.disconnect()
-  await admin?.disconnect()
-  redis?.disconnect()
 })
-
-async function setup(label: string): Promise<TestNamespace> {
-  const ns = namespace(label)
-  namespaces.push(ns)
-  await createTopics(admin, ns, 4, kafkaBrokers())
-  return ns
-}
 
 interface Running {
   distributor: Distributor
@@ -86,7 +39,7 @@ async function startDistributor(
   options: { statuses?: (config: Config, redis: Redis) => StatusStore } = {},
 ): Promise<Running> {
   const config = loadConfig(
-    serviceEnv(ns, sandbox.env, { CHANNEL: 'sms', RETRY_BASE_MS: '50' }),
+    serviceEnv(ns, ctx.sandbox.env, { CHANNEL: 'sms', RETRY_BASE_MS: '50' }),
     'distributor',
   )
   const connection = createRedis(config.redisUrl)
@@ -97,7 +50,7 @@ async function startDistributor(
   const metrics = createDistributorMetrics({ channel: 'sms' })
   const channel = createChannel(config)
   const distributor = new Distributor({
-    kafka,
+    kafka: ctx.kafka,
     redis: connection,
     keys,
     statuses:
@@ -144,8 +97,8 @@ function sms(ns: TestNamespace, to: string, message = `sms ${++sequence}`) {
   }
 }
 
-const statusesOf = (ns: TestNamespace) => new StatusStore(redis, redisKeys(ns.prefix), 3600)
-const received = (text: string) => sandbox.twilio.messages().filter((m) => m.text === text).length
+const statusesOf = (ns: TestNamespace) => new StatusStore(ctx.redis, redisKeys(ns.prefix), 3600)
+const received = (text: string) => ctx.sandbox.twilio.messages().filter((m) => m.text === text).length
 
 async function finalStatus(ns: TestNamespace, id: string, timeoutMs = 30_000) {
   return eventually(
@@ -160,11 +113,7 @@ async function finalStatus(ns: TestNamespace, id: string, timeoutMs = 30_000) {
 
 /** The next offset Redis holds for a partition of the namespace's SMS topic. */
 async function storedNext(ns: TestNamespace, partition: number): Promise<number | undefined> {
-  const value = await redis.hget(
-    redisKeys(ns.prefix).offsets(ns.groupId('sms'), ns.topics.main('sms')),
-    String(partition),
-  )
-  return value === null ? undefined : Number(value)
+  return (await storedOffsets(ctx.redis, channelGroup(ns, 'sms'))).get(partition)
 }
 
 async function counterValue(
@@ -184,7 +133,7 @@ describe('records whose notification already finished', () => {
     const ns = await setup('final')
     const record = sms(ns, '+14155550601', 'delivered once only')
     const first = await startDistributor(ns)
-    await produceRecords(producer, ns.topics.main('sms'), [record], 0)
+    await produceRecords(ctx.producer, ns.topics.main('sms'), [record], 0)
     assert.equal((await finalStatus(ns, record.id)).status, 'delivered')
     await eventually('the offset to pass the record', async () =>
       (await storedNext(ns, 0)) === 1 ? true : undefined,
@@ -193,8 +142,8 @@ describe('records whose notification already finished', () => {
     assert.equal(received(record.message), 1)
 
     // The offset is read again (as after a crash before it was recorded), and the same id comes again.
-    await redis.hset(redisKeys(ns.prefix).offsets(ns.groupId('sms'), ns.topics.main('sms')), '0', '0')
-    await produceRecords(producer, ns.topics.main('sms'), [record], 0)
+    await ctx.redis.hset(redisKeys(ns.prefix).offsets(ns.groupId('sms'), ns.topics.main('sms')), '0', '0')
+    await produceRecords(ctx.producer, ns.topics.main('sms'), [record], 0)
     const second = await startDistributor(ns)
     await eventually(
       'the offset to pass both copies',
@@ -214,18 +163,20 @@ describe('records whose notification already finished', () => {
     const record = sms(ns, to, 'replayed after a fix')
     const d = await startDistributor(ns)
     try {
-      sandbox.twilio.setFaults({ permanentRecipients: [to], permanentCode: 21211 })
-      await produceRecords(producer, ns.topics.main('sms'), [record])
+      ctx.sandbox.twilio.setFaults({ permanentRecipients: [to], permanentCode: 21211 })
+      await produceRecords(ctx.producer, ns.topics.main('sms'), [record])
       assert.equal((await finalStatus(ns, record.id)).status, 'dead_lettered')
-      sandbox.twilio.setFaults({})
+      ctx.sandbox.twilio.setFaults({})
 
       // A replay without a status store: the status stays dead_lettered, and the replay header decides.
-      await new DeadLetterStore(kafka, ns.topics).replay('sms', { errorClass: 'permanent' })
+      await new DeadLetterStore(ctx.kafka, ns.topics).replay('sms', { errorClass: 'permanent' })
       await eventually('the replayed record to be delivered', () =>
         received(record.message) === 1 ? true : undefined,
       )
       // The api's path: the status back to queued, then the record again; its delivery ends the status.
-      await new DeadLetterStore(kafka, ns.topics, statusesOf(ns)).replay('sms', { errorClass: 'permanent' })
+      await new DeadLetterStore(ctx.kafka, ns.topics, statusesOf(ns)).replay('sms', {
+        errorClass: 'permanent',
+      })
       await eventually('the second replay to be delivered', () =>
         received(record.message) === 2 ? true : undefined,
       )
@@ -234,7 +185,7 @@ describe('records whose notification already finished', () => {
       )
       assert.equal(await counterValue(d.metrics.skipped), 0)
     } finally {
-      sandbox.twilio.setFaults({})
+      ctx.sandbox.twilio.setFaults({})
       await d.stop()
     }
   })
@@ -265,7 +216,7 @@ describe('the crash-loop counter', () => {
       statuses: (config, connection) =>
         new RefusingStatuses(connection, redisKeys(config.keyPrefix), config.statusTtlSeconds),
     })
-    await produceRecords(producer, ns.topics.main('sms'), [record])
+    await produceRecords(ctx.producer, ns.topics.main('sms'), [record])
     const view = await finalStatus(ns, record.id, 60_000)
     assert.equal(view.status, 'delivered', `not dead-lettered (${view.lastError ?? ''})`)
     assert.equal(refused, 4, 'the batch failed four times')

@@ -1,78 +1,19 @@
 // Failure handling against the real SDKs and stand-ins: retries, dead letters, poison, crash loops, the
 // breaker, long Retry-After waits, and replay. Expected provider codes are the providers' documented ones.
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import { DeadLetterStore } from '@herald/shared/dead-letters'
-import { createRedis, defineScripts, type Redis, sharedScripts } from '@herald/shared/redis/client'
 import { redisKeys } from '@herald/shared/redis/keys'
 import { StatusStore } from '@herald/shared/status'
-import type { Admin, Kafka, Producer } from 'kafkajs'
-import { type Sandbox, startSandbox } from '../../dev/standins/index.ts'
-import { kafkaBrokers, redisUrl, requireServers } from '../helpers.ts'
-import {
-  createTopics,
-  deleteNamespace,
-  namespace,
-  newProducer,
-  produceRecords,
-  serviceEnv,
-  type TestNamespace,
-  testKafka,
-} from '../support/fixtures.ts'
-import { eventually, type ServiceProcess, startService } from '../support/service-process.ts'
+import { testContext } from '../support/context.ts'
+import { produceRecords, type TestNamespace } from '../support/fixtures.ts'
+import { eventually, type ServiceProcess } from '../support/service-process.ts'
 
-let sandbox: Sandbox
-let kafka: Kafka
-let admin: Admin
-let producer: Producer
-let redis: Redis
-const namespaces: TestNamespace[] = []
-const running: ServiceProcess[] = []
-
-before(async () => {
-  await requireServers()
-  for (const name of [
-    'SMTP_STANDIN_PORT',
-    'SMTP_STANDIN_HTTP_PORT',
-    'TWILIO_STANDIN_PORT',
-    'SLACK_STANDIN_PORT',
-  ]) {
-    process.env[name] = '0'
-  }
-  sandbox = await startSandbox({ quiet: true })
-  kafka = testKafka(kafkaBrokers())
-  admin = kafka.admin()
-  await admin.connect()
-  producer = await newProducer(kafka)
-  redis = createRedis(redisUrl())
-  defineScripts(redis, sharedScripts)
-  await redis.connect()
-})
-
-after(async () => {
-  for (const p of running) p.kill('SIGKILL')
-  for (const ns of namespaces) await deleteNamespace(admin, redis, ns)
-  await sandbox?.close()
-  await producer?.disconnect()
-  await admin?.disconnect()
-  redis?.disconnect()
-})
-
-async function setup(label: string) {
-  const ns = namespace(label)
-  namespaces.push(ns)
-  await createTopics(admin, ns, 4, kafkaBrokers())
-  return ns
-}
+const ctx = testContext({ sandbox: true })
+const { setup } = ctx
 
 function smsDistributor(ns: TestNamespace, name: string, extra: Record<string, string> = {}): ServiceProcess {
-  const p = startService(
-    name,
-    'distributor',
-    serviceEnv(ns, sandbox.env, { CHANNEL: 'sms', RETRY_BASE_MS: '50', ...extra }),
-  )
-  running.push(p)
-  return p
+  return ctx.distributor(ns, name, { CHANNEL: 'sms', RETRY_BASE_MS: '50', ...extra })
 }
 
 let sequence = 0
@@ -87,8 +28,8 @@ function sms(ns: TestNamespace, to: string, message = `sms ${++sequence}`) {
   }
 }
 
-const statuses = (ns: TestNamespace) => new StatusStore(redis, redisKeys(ns.prefix), 3600)
-const smsTexts = () => sandbox.twilio.messages().map((m) => m.text)
+const statuses = (ns: TestNamespace) => new StatusStore(ctx.redis, redisKeys(ns.prefix), 3600)
+const smsTexts = () => ctx.sandbox.twilio.messages().map((m) => m.text)
 
 async function finalStatus(ns: TestNamespace, id: string, timeoutMs = 30_000) {
   return eventually(
@@ -102,7 +43,7 @@ async function finalStatus(ns: TestNamespace, id: string, timeoutMs = 30_000) {
   )
 }
 
-const started = (p: ServiceProcess) => p.waitForLog((l) => l.msg === 'claimed partition', 30_000)
+const started = ctx.claimed
 
 /** How often the breaker opened: the first failure, then once per probe the provider failed again. */
 const breakerOpenings = (p: ServiceProcess) =>
@@ -118,9 +59,9 @@ describe('retries and dead letters', () => {
     const ns = await setup('retry')
     const d = smsDistributor(ns, 'retry')
     await started(d)
-    sandbox.twilio.setFaults({ failNext: 2, status: 503 })
+    ctx.sandbox.twilio.setFaults({ failNext: 2, status: 503 })
     const record = sms(ns, '+14155550101')
-    await produceRecords(producer, ns.topics.main('sms'), [record])
+    await produceRecords(ctx.producer, ns.topics.main('sms'), [record])
     const view = await finalStatus(ns, record.id)
     assert.deepEqual([view.status, view.attempts], ['delivered', 3])
     assert.ok(smsTexts().includes(record.message))
@@ -132,21 +73,21 @@ describe('retries and dead letters', () => {
     const ns = await setup('dlq')
     const d = smsDistributor(ns, 'dlq', { MAX_ATTEMPTS: '3' })
     await started(d)
-    sandbox.twilio.setFaults({ failNext: 3, status: 500 })
+    ctx.sandbox.twilio.setFaults({ failNext: 3, status: 500 })
     const exhausted = sms(ns, '+14155550102')
-    await produceRecords(producer, ns.topics.main('sms'), [exhausted])
+    await produceRecords(ctx.producer, ns.topics.main('sms'), [exhausted])
     const v1 = await finalStatus(ns, exhausted.id)
     assert.deepEqual([v1.status, v1.attempts], ['dead_lettered', 3])
     assert.match(v1.lastError ?? '', /500/)
 
-    sandbox.twilio.setFaults({ permanentRecipients: ['+14155550199'], permanentCode: 21610 })
+    ctx.sandbox.twilio.setFaults({ permanentRecipients: ['+14155550199'], permanentCode: 21610 })
     const unsubscribed = sms(ns, '+14155550199')
-    await produceRecords(producer, ns.topics.main('sms'), [unsubscribed])
+    await produceRecords(ctx.producer, ns.topics.main('sms'), [unsubscribed])
     const v2 = await finalStatus(ns, unsubscribed.id)
     assert.deepEqual([v2.status, v2.attempts], ['dead_lettered', 1])
     assert.match(v2.lastError ?? '', /21610/)
 
-    const letters = await new DeadLetterStore(kafka, ns.topics).list('sms')
+    const letters = await new DeadLetterStore(ctx.kafka, ns.topics).list('sms')
     const byId = new Map(letters.map((l) => [l.id, l]))
     assert.equal(byId.get(exhausted.id)?.errorClass, 'retryable')
     assert.equal(byId.get(exhausted.id)?.attempts, 3)
@@ -155,8 +96,8 @@ describe('retries and dead letters', () => {
     assert.equal(byId.get(unsubscribed.id)?.original.topic, ns.topics.main('sms'))
 
     // Replay after the fault is fixed: same id, delivered.
-    sandbox.twilio.setFaults({})
-    const replayed = await new DeadLetterStore(kafka, ns.topics, statuses(ns)).replay('sms', {
+    ctx.sandbox.twilio.setFaults({})
+    const replayed = await new DeadLetterStore(ctx.kafka, ns.topics, statuses(ns)).replay('sms', {
       errorClass: 'permanent',
     })
     assert.deepEqual(
@@ -175,7 +116,7 @@ describe('retries and dead letters', () => {
     const d = smsDistributor(ns, 'poison')
     await started(d)
     const topic = ns.topics.main('sms')
-    await producer.send({
+    await ctx.producer.send({
       topic,
       acks: -1,
       messages: [
@@ -184,13 +125,13 @@ describe('retries and dead letters', () => {
       ],
     })
     const after = sms(ns, '+14155550103')
-    await producer.send({
+    await ctx.producer.send({
       topic,
       acks: -1,
       messages: [{ key: 'same', value: JSON.stringify(after), partition: 0 }],
     })
     assert.equal((await finalStatus(ns, after.id)).status, 'delivered')
-    const letters = await new DeadLetterStore(kafka, ns.topics).list('sms', { errorClass: 'poison' })
+    const letters = await new DeadLetterStore(ctx.kafka, ns.topics).list('sms', { errorClass: 'poison' })
     assert.equal(letters.length, 2)
     assert.match(letters.map((l) => l.error).join(' '), /not JSON/)
     d.kill('SIGTERM')
@@ -206,12 +147,12 @@ describe('retries and dead letters', () => {
     const future = { ...sms(ns, '+14155550106'), v: 2, somethingNew: true }
     const behind = sms(ns, '+14155550107') // another recipient: not held back by its key, only by the halt
     const elsewhere = sms(ns, '+14155550108')
-    await producer.send({
+    await ctx.producer.send({
       topic,
       acks: -1,
       messages: [before, future, behind].map((r) => ({ key: r.to, value: JSON.stringify(r), partition: 0 })),
     })
-    await producer.send({
+    await ctx.producer.send({
       topic,
       acks: -1,
       messages: [{ key: elsewhere.to, value: JSON.stringify(elsewhere), partition: 1 }],
@@ -224,9 +165,9 @@ describe('retries and dead letters', () => {
     await d.waitForLog((l) => l.msg === 'partition paused until its next retry is due' && l.partition === 0)
     assert.ok(!smsTexts().includes(behind.message), 'nothing after the newer record was delivered')
     assert.equal((await statuses(ns).get(behind.id))?.status ?? 'none', 'none')
-    const stored = await redis.hget(redisKeys(ns.prefix).offsets(ns.groupId('sms'), topic), '0')
+    const stored = await ctx.redis.hget(redisKeys(ns.prefix).offsets(ns.groupId('sms'), topic), '0')
     assert.equal(stored, '1', 'the stored offset stops at the newer record')
-    assert.deepEqual(await new DeadLetterStore(kafka, ns.topics).list('sms'), [])
+    assert.deepEqual(await new DeadLetterStore(ctx.kafka, ns.topics).list('sms'), [])
     assert.match(await metricsOf(d), /^herald_future_version_waits_total{[^}]*} [1-9]/m)
     d.kill('SIGTERM')
     await d.exited
@@ -235,7 +176,7 @@ describe('retries and dead letters', () => {
   test('records finished behind one still retrying are not delivered again by the next owner', async () => {
     const ns = await setup('beyond')
     const slow = '+14155550109'
-    sandbox.twilio.setFaults({ failRecipients: [slow], status: 429, retryAfter: 1 })
+    ctx.sandbox.twilio.setFaults({ failRecipients: [slow], status: 429, retryAfter: 1 })
     try {
       const env = { MAX_ATTEMPTS: '30', BREAKER_THRESHOLD: '1000' }
       const first = smsDistributor(ns, 'beyond-1', env)
@@ -245,7 +186,7 @@ describe('retries and dead letters', () => {
       const others = Array.from({ length: 40 }, (_, i) =>
         sms(ns, `+1415555${String(2000 + i).padStart(4, '0')}`),
       )
-      await producer.send({
+      await ctx.producer.send({
         topic,
         acks: -1,
         messages: [waiting, ...others].map((r) => ({ key: r.to, value: JSON.stringify(r), partition: 0 })),
@@ -256,16 +197,16 @@ describe('retries and dead letters', () => {
       // Their offsets are noted in Redis as finished beyond the stored offset, which the first one holds.
       const noted = redisKeys(ns.prefix).finished(ns.groupId('sms'), topic, 0)
       await eventually('finished offsets noted', async () =>
-        (await redis.zcard(noted)) >= others.length ? true : undefined,
+        (await ctx.redis.zcard(noted)) >= others.length ? true : undefined,
       )
-      assert.equal(await redis.hget(redisKeys(ns.prefix).offsets(ns.groupId('sms'), topic), '0'), '0')
+      assert.equal(await ctx.redis.hget(redisKeys(ns.prefix).offsets(ns.groupId('sms'), topic), '0'), '0')
       first.kill('SIGKILL')
       await first.exited
-      sandbox.twilio.setFaults({})
+      ctx.sandbox.twilio.setFaults({})
       const second = smsDistributor(ns, 'beyond-2', env)
       assert.equal((await finalStatus(ns, waiting.id)).status, 'delivered')
       await eventually('the stored offset past all of them', async () =>
-        (await redis.hget(redisKeys(ns.prefix).offsets(ns.groupId('sms'), topic), '0')) === '41'
+        (await ctx.redis.hget(redisKeys(ns.prefix).offsets(ns.groupId('sms'), topic), '0')) === '41'
           ? true
           : undefined,
       )
@@ -278,7 +219,7 @@ describe('retries and dead letters', () => {
       second.kill('SIGTERM')
       await second.exited
     } finally {
-      sandbox.twilio.setFaults({})
+      ctx.sandbox.twilio.setFaults({})
     }
   })
 
@@ -286,7 +227,7 @@ describe('retries and dead letters', () => {
     const ns = await setup('crash')
     const killer = sms(ns, '+14155550104', 'CRASH-ME please')
     const next = sms(ns, '+14155550104', 'after the crash')
-    await produceRecords(producer, ns.topics.main('sms'), [killer, next])
+    await produceRecords(ctx.producer, ns.topics.main('sms'), [killer, next])
     let runs = 0
     for (; runs < 8; runs++) {
       const d = smsDistributor(ns, `crash-${runs}`, { HERALD_TEST_CRASH_ON: 'CRASH-ME' })
@@ -320,14 +261,14 @@ describe('provider failures', () => {
       BREAKER_PROBE_MAX_MS: '2000',
     })
     await started(d)
-    sandbox.twilio.setFaults({ failRate: 1, status: 503 })
+    ctx.sandbox.twilio.setFaults({ failRate: 1, status: 503 })
     const records = Array.from({ length: 12 }, (_, i) => sms(ns, `+1415555020${i % 10}`, `outage ${i}`))
-    await produceRecords(producer, ns.topics.main('sms'), records)
+    await produceRecords(ctx.producer, ns.topics.main('sms'), records)
     await d.waitForLog((l) => String(l.msg ?? '').startsWith('BREAKER OPEN'))
     assert.match(await metricsOf(d), /herald_breaker_open\{[^}]*\} 1/)
     // Two failed probes: the outage outlasted more attempts than MAX_ATTEMPTS allows a record.
     await eventually('two failed probes', () => (breakerOpenings(d) >= 3 ? true : undefined), 30_000)
-    sandbox.twilio.setFaults({})
+    ctx.sandbox.twilio.setFaults({})
     const views = await Promise.all(records.map((r) => finalStatus(ns, r.id, 60_000)))
     assert.deepEqual(
       views.map((v) => v.status),
@@ -347,9 +288,9 @@ describe('provider failures', () => {
       BREAKER_PROBE_MAX_MS: '1000',
     })
     await started(d)
-    sandbox.twilio.setFaults({ authFail: true })
+    ctx.sandbox.twilio.setFaults({ authFail: true })
     const record = sms(ns, '+14155550301')
-    await produceRecords(producer, ns.topics.main('sms'), [record])
+    await produceRecords(ctx.producer, ns.topics.main('sms'), [record])
     const open = await d.waitForLog((l) => String(l.msg ?? '').startsWith('BREAKER OPEN'))
     assert.match(String(open.reason), /TWILIO_20003/)
     // Each opening after the first is a probe that sent the record and was refused again. Three sends with
@@ -364,7 +305,7 @@ describe('provider failures', () => {
       30_000,
     )
     assert.equal(statusAfterProbes, 'queued', 'not dead-lettered while the breaker is open')
-    sandbox.twilio.setFaults({})
+    ctx.sandbox.twilio.setFaults({})
     assert.equal((await finalStatus(ns, record.id)).status, 'delivered')
     d.kill('SIGTERM')
     await d.exited
@@ -377,18 +318,18 @@ describe('provider failures', () => {
     // 2.5 session timeouts: long enough to evict a member that stops heartbeating while it waits, and a
     // margin of 15 s for the other partitions' deliveries, which take well under a second.
     const retryAfterSeconds = 15
-    sandbox.twilio.setFaults({ failNext: 1, status: 429, retryAfter: retryAfterSeconds })
+    ctx.sandbox.twilio.setFaults({ failNext: 1, status: 429, retryAfter: retryAfterSeconds })
     const slow = sms(ns, '+14155550401', 'rate limited')
-    await produceRecords(producer, ns.topics.main('sms'), [slow], 0)
+    await produceRecords(ctx.producer, ns.topics.main('sms'), [slow], 0)
     const paused = await d.waitForLog((l) => l.msg === 'partition paused until its next retry is due')
     assert.equal(paused.partition, 0)
     assert.ok(Number(paused.waitMs) >= retryAfterSeconds * 1000, 'the wait honours Retry-After')
     const others = [1, 2, 3].map((p) => ({ p, record: sms(ns, `+1415555050${p}`, `other partition ${p}`) }))
-    for (const { p, record } of others) await produceRecords(producer, ns.topics.main('sms'), [record], p)
+    for (const { p, record } of others) await produceRecords(ctx.producer, ns.topics.main('sms'), [record], p)
     for (const { record } of others) assert.equal((await finalStatus(ns, record.id)).status, 'delivered')
     assert.equal((await finalStatus(ns, slow.id, 60_000)).status, 'delivered')
     // Order at the provider, not a deadline: had the wait held the other partitions, they would come after.
-    const seqOf = (text: string) => sandbox.twilio.messages().find((m) => m.text === text)?.seq ?? -1
+    const seqOf = (text: string) => ctx.sandbox.twilio.messages().find((m) => m.text === text)?.seq ?? -1
     for (const { record } of others)
       assert.ok(seqOf(record.message) < seqOf(slow.message), `${record.message} delivered during the wait`)
     // An evicted member only learns it on its next heartbeat or commit, and then rejoins with a new member
@@ -398,14 +339,14 @@ describe('provider failures', () => {
       new Set(d.lines.filter((l) => l.msg === 'joined the group; claiming partitions').map((l) => l.memberId))
     await eventually("the slow record's offset committed to Kafka, or a rejoin", async () => {
       if (memberIds().size > 1) return true
-      const [committed] = await admin.fetchOffsets({
+      const [committed] = await ctx.admin.fetchOffsets({
         groupId: ns.groupId('sms'),
         topics: [ns.topics.main('sms')],
       })
       return committed?.partitions.find((p) => p.partition === 0)?.offset === '1' ? true : undefined
     })
     assert.equal(memberIds().size, 1, 'the member was never evicted')
-    assert.equal(sandbox.twilio.messages().filter((m) => m.text === slow.message).length, 1)
+    assert.equal(ctx.sandbox.twilio.messages().filter((m) => m.text === slow.message).length, 1)
     d.kill('SIGTERM')
     await d.exited
   })
