@@ -6,64 +6,26 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import { createRedis, defineScripts, type Redis, sharedScripts } from '@herald/shared/redis/client'
 import { redisKeys } from '@herald/shared/redis/keys'
 import { StatusStore } from '@herald/shared/status'
-import type { Admin, Kafka, Producer } from 'kafkajs'
 import { repoRoot } from '../../dev/lib/process.ts'
 import { type RedisInstance, redisPid, startRedis, stopRedis } from '../../dev/lib/redis.ts'
-import { type Sandbox, startSandbox } from '../../dev/standins/index.ts'
-import { freePort, kafkaBrokers, requireServers } from '../helpers.ts'
-import {
-  countBy,
-  createTopics,
-  deleteNamespace,
-  emailRecord,
-  namespace,
-  newProducer,
-  produceRecords,
-  serviceEnv,
-  type TestNamespace,
-  testKafka,
-  watermarks,
-} from '../support/fixtures.ts'
-import { eventually, type ServiceProcess, startService } from '../support/service-process.ts'
+import { freePort } from '../helpers.ts'
+import { testContext } from '../support/context.ts'
+import { countBy, emailRecord, produceRecords, type TestNamespace, watermarks } from '../support/fixtures.ts'
+import { channelGroup, storedOffsets } from '../support/offsets.ts'
+import { eventually } from '../support/service-process.ts'
 
-let sandbox: Sandbox
-let kafka: Kafka
-let admin: Admin
-let producer: Producer
-const namespaces: TestNamespace[] = []
-const running: ServiceProcess[] = []
+const ctx = testContext({ sandbox: true })
+const { setup, distributor, claimed } = ctx
 const servers: RedisInstance[] = []
-
-before(async () => {
-  await requireServers()
-  for (const name of [
-    'SMTP_STANDIN_PORT',
-    'SMTP_STANDIN_HTTP_PORT',
-    'TWILIO_STANDIN_PORT',
-    'SLACK_STANDIN_PORT',
-  ])
-    process.env[name] = '0'
-  sandbox = await startSandbox({ quiet: true })
-  kafka = testKafka(kafkaBrokers())
-  admin = kafka.admin()
-  await admin.connect()
-  producer = await newProducer(kafka)
-})
-
-after(async () => {
-  for (const p of running) p.kill('SIGKILL')
-  for (const ns of namespaces) await deleteNamespace(admin, undefined, ns)
+ctx.teardown(async () => {
   for (const server of servers) {
     await stopRedis(server, 2000)
     rmSync(server.dataDir, { recursive: true, force: true })
   }
-  await sandbox?.close()
-  await producer?.disconnect()
-  await admin?.disconnect()
 })
 
 /** A redis-server of the test's own (AOF everysec, like production), and a client that rides out its crashes. */
@@ -98,42 +60,31 @@ async function crash(server: RedisInstance): Promise<void> {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-function distributor(ns: TestNamespace, name: string, env: Record<string, string>): ServiceProcess {
-  const p = startService(name, 'distributor', serviceEnv(ns, sandbox.env, env))
-  running.push(p)
-  return p
-}
-
-const claimed = (p: ServiceProcess) => p.waitForLog((l) => l.msg === 'claimed partition', 30_000)
-
 /** Records in a topic (all partitions), from its watermarks. */
 async function recordCount(topic: string): Promise<number> {
   let total = 0
-  for (const { low, high } of (await watermarks(admin, topic)).values()) total += high - low
+  for (const { low, high } of (await watermarks(ctx.admin, topic)).values()) total += high - low
   return total
 }
 
 async function offsetsAtLogEnd(redis: Redis, ns: TestNamespace, channel: 'email' | 'sms' | 'slack') {
-  const topic = ns.topics.main(channel)
-  const stored = await redis.hgetall(redisKeys(ns.prefix).offsets(ns.groupId(channel), topic))
-  for (const [partition, { high }] of await watermarks(admin, topic)) {
-    if (high > 0 && Number(stored[String(partition)] ?? -1) < high) return undefined
+  const stored = await storedOffsets(redis, channelGroup(ns, channel))
+  for (const [partition, { high }] of await watermarks(ctx.admin, ns.topics.main(channel))) {
+    if (high > 0 && (stored.get(partition) ?? -1) < high) return undefined
   }
   return true
 }
 
 test('a dead letter is written once, even when Redis is down while its outcome is recorded', async () => {
   const { server, url, client } = await privateRedis()
-  const ns = namespace('dlq-once')
-  namespaces.push(ns)
-  await createTopics(admin, ns, 4, kafkaBrokers())
+  const ns = await setup('dlq-once')
   // A permanent refusal that takes 2 s to come: Redis is killed while the send is in flight.
-  sandbox.smtp.setFaults({ latencyMs: 2000, permanentRecipients: ['refused@example.com'] })
+  ctx.sandbox.smtp.setFaults({ latencyMs: 2000, permanentRecipients: ['refused@example.com'] })
   try {
     const d = distributor(ns, 'dlq-once', { CHANNEL: 'email', REDIS_URL: url })
     await claimed(d)
     const record = emailRecord(`${ns.prefix}-dead`, 'refused@example.com')
-    await produceRecords(producer, ns.topics.main('email'), [record])
+    await produceRecords(ctx.producer, ns.topics.main('email'), [record])
     const attempts = redisKeys(ns.prefix).attempts(ns.groupId('email'), ns.topics.main('email'))
     await eventually('the delivery started', async () =>
       (await client.hlen(attempts)) > 0 ? true : undefined,
@@ -152,20 +103,18 @@ test('a dead letter is written once, even when Redis is down while its outcome i
     await eventually('offsets at the log end', () => offsetsAtLogEnd(client, ns, 'email'))
     assert.equal(await recordCount(ns.topics.deadLetter('email')), 1, 'one dead letter for one failed record')
   } finally {
-    sandbox.smtp.setFaults({})
+    ctx.sandbox.smtp.setFaults({})
     client.disconnect()
   }
 })
 
 test('Redis outages of 5 s and 30 s under steady load, with a replica stopped meanwhile: nothing lost, few duplicates', async (t) => {
   const { server, url, client } = await privateRedis()
-  const ns = namespace('redis-outage')
-  namespaces.push(ns)
-  await createTopics(admin, ns, 4, kafkaBrokers())
+  const ns = await setup('redis-outage')
   const concurrency = 8
-  sandbox.smtp.setFaults({ latencyMs: 20 })
-  sandbox.twilio.setFaults({ latencyMs: 20 })
-  sandbox.slack.setFaults({ latencyMs: 20 })
+  ctx.sandbox.smtp.setFaults({ latencyMs: 20 })
+  ctx.sandbox.twilio.setFaults({ latencyMs: 20 })
+  ctx.sandbox.slack.setFaults({ latencyMs: 20 })
   const env = (channel: string) => ({
     CHANNEL: channel,
     REDIS_URL: url,
@@ -179,7 +128,7 @@ test('Redis outages of 5 s and 30 s under steady load, with a replica stopped me
     distributor(ns, 'outage-slack', env('slack')),
   ]
   try {
-    await Promise.all(replicas.map(claimed))
+    await Promise.all(replicas.map((p) => claimed(p)))
     const ids: string[] = []
     let loading = true
     const load = (async () => {
@@ -204,9 +153,9 @@ test('Redis outages of 5 s and 30 s under steady load, with a replica stopped me
           createdAt,
         }
         await Promise.all([
-          produceRecords(producer, ns.topics.main('email'), [email]),
-          produceRecords(producer, ns.topics.main('sms'), [sms]),
-          produceRecords(producer, ns.topics.main('slack'), [slack]),
+          produceRecords(ctx.producer, ns.topics.main('email'), [email]),
+          produceRecords(ctx.producer, ns.topics.main('sms'), [sms]),
+          produceRecords(ctx.producer, ns.topics.main('slack'), [slack]),
         ])
         ids.push(email.id, sms.id, slack.id)
         await sleep(40)
@@ -232,11 +181,7 @@ test('Redis outages of 5 s and 30 s under steady load, with a replica stopped me
         120_000,
         500,
       )
-    const received = [
-      ...sandbox.smtp.messages().map((m) => /^<(.+)@herald>$/.exec(m.messageId ?? '')?.[1]),
-      ...sandbox.twilio.messages().map((m) => /m (\S+)/.exec(m.text)?.[1]),
-      ...sandbox.slack.messages().map((m) => /m (\S+)/.exec(m.text)?.[1]),
-    ].filter((id): id is string => id?.startsWith(`${ns.prefix}-`) ?? false)
+    const received = ctx.deliveredIds(ns)
     const counts = countBy(received)
     const lost = ids.filter((id) => !counts.has(id))
     const duplicates = [...counts.values()].reduce((sum, n) => sum + n - 1, 0)
@@ -245,9 +190,9 @@ test('Redis outages of 5 s and 30 s under steady load, with a replica stopped me
     // At most what was in flight per replica, per outage (two outages, four replicas).
     assert.ok(duplicates <= concurrency * replicas.length * 2, `${duplicates} duplicates`)
   } finally {
-    sandbox.smtp.setFaults({})
-    sandbox.twilio.setFaults({})
-    sandbox.slack.setFaults({})
+    ctx.sandbox.smtp.setFaults({})
+    ctx.sandbox.twilio.setFaults({})
+    ctx.sandbox.slack.setFaults({})
     client.disconnect()
   }
 })
