@@ -48,7 +48,7 @@ test('what received is listed over HTTP too, by path', async () => {
   )
 })
 
-test('a body that is not a JSON object is 400, not JSON 415, a path outside /hooks/ 404, a GET 405, none recorded', async () => {
+test('a body that is not a JSON object is 400, another content type 415, a path outside /hooks/ 404, a GET 405, none recorded', async () => {
   assert.equal((await post('not json')).status, 400)
   assert.equal((await post('[1]')).status, 400)
   assert.equal((await post('{}', '/elsewhere')).status, 404)
