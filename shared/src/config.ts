@@ -112,6 +112,8 @@ const webhookDestinations = z
       const problems: string[] = []
       if (typeof url !== 'string' || !/^https?:$/.test(safeProtocol(url)))
         problems.push('url must be an http(s) URL')
+      // fetch refuses such a URL and quotes it whole in its error, which would reach logs and statuses.
+      else if (hasCredentials(url)) problems.push('url must not carry a user or password (the secret signs)')
       if (typeof secret !== 'string' || secret.length < 16)
         problems.push('secret must be a string of 16 characters or more')
       if (Object.keys(extra).length > 0) problems.push(`unknown field(s): ${Object.keys(extra).join(', ')}`)
@@ -120,6 +122,11 @@ const webhookDestinations = z
     }
     return map
   })
+
+function hasCredentials(url: string): boolean {
+  const parsed = new URL(url)
+  return parsed.username !== '' || parsed.password !== ''
+}
 
 function safeProtocol(url: string): string {
   try {

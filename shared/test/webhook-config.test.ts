@@ -47,6 +47,7 @@ test('a bad destination is named with its problem, and neither its secret nor an
       short: { url: 'https://receiver.example.com/a', secret: 's3cret-short' },
       ftp: { url: 'ftp://user:pass-in-url-9876@files.example.com/x', secret: 'top-s3cret-of-ops-0123' },
       extra: { url: 'https://receiver.example.com/c', secret: 'third-s3cret-abcdefgh', token: 'x' },
+      creds: { url: 'https://user:pass-in-url-9876@receiver.example.com/e', secret: 'third-s3cret-abcdefgh' },
       'a/b': { url: 'https://receiver.example.com/d', secret: 'third-s3cret-abcdefgh' },
     }),
   })
@@ -57,6 +58,7 @@ test('a bad destination is named with its problem, and neither its secret nor an
   assert.match(message, /WEBHOOK_DESTINATIONS: destination "ftp": url must be an http\(s\) URL/)
   assert.match(message, /WEBHOOK_DESTINATIONS: destination "extra": unknown field\(s\): token/)
   assert.match(message, /WEBHOOK_DESTINATIONS: a destination has a name other than/)
+  assert.match(message, /WEBHOOK_DESTINATIONS: destination "creds": url must not carry a user or password/)
   for (const secret of secrets) assert.ok(!message.includes(secret), `"${secret}" leaked:\n${message}`)
   assert.ok(!message.includes('example.com'), `a URL leaked:\n${message}`)
 })
