@@ -1,5 +1,5 @@
-// The distributor process: CHANNEL=email|sms|slack npm run distributor. The only module that reads the
-// environment, opens sockets and handles signals.
+// The distributor process: CHANNEL=email|sms|slack|webhook npm run distributor. The only module that reads
+// the environment, opens sockets and handles signals.
 import type { AddressInfo } from 'node:net'
 import { channels, loadConfig } from '@herald/shared/config'
 import { ConfigError } from '@herald/shared/errors'
