@@ -173,6 +173,9 @@ export function buildOpenApi(options: { maxBatch: number }) {
       '/api/v1/notification': {
         post: {
           summary: 'Accept one notification',
+          description:
+            'Also accepts the body of seed 001 as an alias: `{"type": "EMAIL"|"SMS"|"SLACK", "receiver", "message"}` ' +
+            '(type = channel, receiver = to); its errors name `type` and `receiver`.',
           parameters: [
             {
               name: 'Idempotency-Key',

@@ -142,8 +142,25 @@ export function normaliseRecipient(channel: Channel, to: string): string {
 }
 
 /**
+ * Seed 001's body, `{"type": "EMAIL"|"SMS"|"SLACK", "receiver", "message"}`, in Herald's terms (`channel`,
+ * `to`), with the way back for the names in error messages. A body that names `channel` is not an alias.
+ */
+function fromSeedAlias(
+  body: Record<string, unknown>,
+): { body: Record<string, unknown>; field: (name: string) => string } | undefined {
+  if (!('type' in body) || 'channel' in body || 'to' in body) return undefined
+  const { type, receiver, ...rest } = body
+  const names: Record<string, string> = { channel: 'type', to: 'receiver' }
+  return {
+    body: { ...rest, channel: type, ...(receiver !== undefined ? { to: receiver } : {}) },
+    field: (name) => names[name] ?? name,
+  }
+}
+
+/**
  * Validates a request body. Every problem is reported with its field; `to` falls back to the channel's
- * configured default recipient.
+ * configured default recipient. Seed 001's `{type, receiver, message}` is accepted as an alias; its errors
+ * name its own fields.
  */
 export function parseNotificationRequest(
   body: unknown,
@@ -152,6 +169,22 @@ export function parseNotificationRequest(
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     return { ok: false, issues: [{ field: '(body)', reason: 'must be a JSON object' }] }
   }
+  const alias = fromSeedAlias(body as Record<string, unknown>)
+  if (alias) {
+    const result = parseHeraldRequest(alias.body, context)
+    if (result.ok) return result
+    return {
+      ok: false,
+      issues: result.issues.map((issue) => ({ ...issue, field: alias.field(issue.field) })),
+    }
+  }
+  return parseHeraldRequest(body, context)
+}
+
+function parseHeraldRequest(
+  body: object,
+  context: RequestContext,
+): { ok: true; value: NotificationInput } | { ok: false; issues: FieldIssue[] } {
   const channel = channelField.safeParse((body as Record<string, unknown>).channel)
   if (!channel.success) {
     const missing = (body as Record<string, unknown>).channel === undefined
