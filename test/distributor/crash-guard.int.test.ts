@@ -14,12 +14,12 @@ import { createChannel } from '../../distributor/src/channels/index.ts'
 import { Distributor } from '../../distributor/src/consumer.ts'
 import { createDistributorMetrics, type DistributorMetrics } from '../../distributor/src/metrics.ts'
 import { testContext } from '../support/context.ts'
-import { produceRecords, serviceEnv, type TestNamespace } from '../support/fixtures.ts'
+import { produceRecords, serviceEnv, smsRecord, type TestNamespace } from '../support/fixtures.ts'
 import { channelGroup, storedOffsets } from '../support/offsets.ts'
 import { eventually } from '../support/service-process.ts'
 
 const ctx = testContext({ sandbox: true })
-const { setup } = ctx
+const { setup, statuses, finalStatus } = ctx
 const running = new Set<Distributor>()
 const connections: Redis[] = []
 ctx.teardown(async () => {
@@ -87,29 +87,10 @@ async function startDistributor(
 
 let sequence = 0
 function sms(ns: TestNamespace, to: string, message = `sms ${++sequence}`) {
-  return {
-    v: 1 as const,
-    id: `${ns.prefix}-${++sequence}`,
-    channel: 'sms' as const,
-    to,
-    message,
-    createdAt: new Date().toISOString(),
-  }
+  return smsRecord(`${ns.prefix}-${++sequence}`, to, { message })
 }
 
-const statusesOf = (ns: TestNamespace) => new StatusStore(ctx.redis, redisKeys(ns.prefix), 3600)
 const received = (text: string) => ctx.sandbox.twilio.messages().filter((m) => m.text === text).length
-
-async function finalStatus(ns: TestNamespace, id: string, timeoutMs = 30_000) {
-  return eventually(
-    `final status of ${id}`,
-    async () => {
-      const view = await statusesOf(ns).get(id)
-      return view && ['delivered', 'dead_lettered', 'expired'].includes(view.status) ? view : undefined
-    },
-    timeoutMs,
-  )
-}
 
 /** The next offset Redis holds for a partition of the namespace's SMS topic. */
 async function storedNext(ns: TestNamespace, partition: number): Promise<number | undefined> {
@@ -153,7 +134,7 @@ describe('records whose notification already finished', () => {
     assert.equal(received(record.message), 1, 'the provider got the notification once')
     assert.equal(await counterValue(second.metrics.skipped, { reason: 'already_final' }), 2)
     assert.equal(await counterValue(second.metrics.deliveries), 0, 'no second outcome was recorded')
-    assert.equal((await statusesOf(ns).get(record.id))?.status, 'delivered')
+    assert.equal((await statuses(ns).get(record.id))?.status, 'delivered')
     await second.stop()
   })
 
@@ -174,14 +155,14 @@ describe('records whose notification already finished', () => {
         received(record.message) === 1 ? true : undefined,
       )
       // The api's path: the status back to queued, then the record again; its delivery ends the status.
-      await new DeadLetterStore(ctx.kafka, ns.topics, statusesOf(ns)).replay('sms', {
+      await new DeadLetterStore(ctx.kafka, ns.topics, statuses(ns)).replay('sms', {
         errorClass: 'permanent',
       })
       await eventually('the second replay to be delivered', () =>
         received(record.message) === 2 ? true : undefined,
       )
       await eventually('the replayed notification to be delivered by its status', async () =>
-        (await statusesOf(ns).get(record.id))?.status === 'delivered' ? true : undefined,
+        (await statuses(ns).get(record.id))?.status === 'delivered' ? true : undefined,
       )
       assert.equal(await counterValue(d.metrics.skipped), 0)
     } finally {

@@ -4,13 +4,12 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { DeadLetterStore } from '@herald/shared/dead-letters'
 import { redisKeys } from '@herald/shared/redis/keys'
-import { StatusStore } from '@herald/shared/status'
 import { testContext } from '../support/context.ts'
-import { produceRecords, type TestNamespace } from '../support/fixtures.ts'
+import { produceRecords, smsRecord, type TestNamespace } from '../support/fixtures.ts'
 import { eventually, type ServiceProcess } from '../support/service-process.ts'
 
 const ctx = testContext({ sandbox: true })
-const { setup } = ctx
+const { setup, statuses, finalStatus } = ctx
 
 function smsDistributor(ns: TestNamespace, name: string, extra: Record<string, string> = {}): ServiceProcess {
   return ctx.distributor(ns, name, { CHANNEL: 'sms', RETRY_BASE_MS: '50', ...extra })
@@ -18,30 +17,10 @@ function smsDistributor(ns: TestNamespace, name: string, extra: Record<string, s
 
 let sequence = 0
 function sms(ns: TestNamespace, to: string, message = `sms ${++sequence}`) {
-  return {
-    v: 1,
-    id: `${ns.prefix}-${++sequence}`,
-    channel: 'sms' as const,
-    to,
-    message,
-    createdAt: new Date().toISOString(),
-  }
+  return smsRecord(`${ns.prefix}-${++sequence}`, to, { message })
 }
 
-const statuses = (ns: TestNamespace) => new StatusStore(ctx.redis, redisKeys(ns.prefix), 3600)
 const smsTexts = () => ctx.sandbox.twilio.messages().map((m) => m.text)
-
-async function finalStatus(ns: TestNamespace, id: string, timeoutMs = 30_000) {
-  return eventually(
-    `final status of ${id}`,
-    async () => {
-      const view = await statuses(ns).get(id)
-      return view && ['delivered', 'dead_lettered', 'expired'].includes(view.status) ? view : undefined
-    },
-    timeoutMs,
-    100,
-  )
-}
 
 const started = ctx.claimed
 

@@ -40,7 +40,7 @@ test('one replica exports the lag of every partition; the other takes over when 
   ctx.smtp.setFaults({ authFail: true }) // the breaker holds every delivery: the backlog stays put
   const a = replica('lag-a')
   const b = replica('lag-b')
-  await Promise.all([a, b].map(ctx.claimed))
+  await Promise.all([a, b].map((p) => ctx.claimed(p)))
   await produceRecords(
     ctx.producer,
     ns.topics.main('email'),

@@ -2,90 +2,31 @@
 // offset above the log end, and a topic deleted and created again under the same name. Real distributor
 // processes, the real broker and Redis, the Twilio stand-in.
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
-import { createRedis, type Redis } from '@herald/shared/redis/client'
+import { after, describe, test } from 'node:test'
 import { redisKeys } from '@herald/shared/redis/keys'
-import { StatusStore } from '@herald/shared/status'
-import type { Admin, Kafka, Producer } from 'kafkajs'
-import { type Sandbox, startSandbox } from '../../dev/standins/index.ts'
 import { OffsetStore } from '../../distributor/src/offsets/offsets.ts'
 import { readTopicId } from '../../distributor/src/offsets/topic-id.ts'
-import { kafkaBrokers, redisUrl, requireServers, uniqueName } from '../helpers.ts'
-import {
-  createTopics,
-  deleteNamespace,
-  namespace,
-  newProducer,
-  serviceEnv,
-  type TestNamespace,
-  testKafka,
-} from '../support/fixtures.ts'
-import { eventually, type ServiceProcess, startService } from '../support/service-process.ts'
+import { uniqueName } from '../helpers.ts'
+import { testContext } from '../support/context.ts'
+import { createTopics, smsRecord, type TestNamespace } from '../support/fixtures.ts'
+import { eventually, type ServiceProcess } from '../support/service-process.ts'
 
-let sandbox: Sandbox
-let kafka: Kafka
-let admin: Admin
-let producer: Producer
-let redis: Redis
-const namespaces: TestNamespace[] = []
-const running: ServiceProcess[] = []
-
-before(async () => {
-  await requireServers()
-  for (const name of [
-    'SMTP_STANDIN_PORT',
-    'SMTP_STANDIN_HTTP_PORT',
-    'TWILIO_STANDIN_PORT',
-    'SLACK_STANDIN_PORT',
-  ]) {
-    process.env[name] = '0'
-  }
-  sandbox = await startSandbox({ quiet: true })
-  kafka = testKafka(kafkaBrokers())
-  admin = kafka.admin()
-  await admin.connect()
-  producer = await newProducer(kafka)
-  redis = createRedis(redisUrl())
-  await redis.connect()
-})
-
-after(async () => {
-  for (const p of running) p.kill('SIGKILL')
-  for (const ns of namespaces) await deleteNamespace(admin, redis, ns)
-  await sandbox?.close()
-  await producer?.disconnect()
-  await admin?.disconnect()
-  redis?.disconnect()
-})
+const ctx = testContext({ sandbox: true })
+const { statuses } = ctx
 
 async function setup(label: string) {
-  const ns = namespace(label)
-  namespaces.push(ns)
-  await createTopics(admin, ns, 4, kafkaBrokers())
+  const ns = await ctx.setup(label)
   return { ns, topic: ns.topics.main('sms') }
 }
 
 function smsDistributor(ns: TestNamespace, name: string, extra: Record<string, string> = {}): ServiceProcess {
-  const p = startService(
-    name,
-    'distributor',
-    serviceEnv(ns, sandbox.env, { CHANNEL: 'sms', RETRY_BASE_MS: '50', ...extra }),
-  )
-  running.push(p)
-  return p
+  return ctx.distributor(ns, name, { CHANNEL: 'sms', RETRY_BASE_MS: '50', ...extra })
 }
 
 let sequence = 0
 function sms(ns: TestNamespace, to: string) {
   sequence += 1
-  return {
-    v: 1,
-    id: `${ns.prefix}-${sequence}`,
-    channel: 'sms' as const,
-    to,
-    message: `${ns.prefix} message ${sequence}`,
-    createdAt: new Date().toISOString(),
-  }
+  return smsRecord(`${ns.prefix}-${sequence}`, to, { message: `${ns.prefix} message ${sequence}` })
 }
 
 /** A different recipient for every call. */
@@ -95,17 +36,16 @@ const someone = () => `+1415555${String(nextNumber++).padStart(4, '0')}`
 type Sms = ReturnType<typeof sms>
 
 async function produceTo(topic: string, partition: number, records: Sms[]): Promise<void> {
-  await producer.send({
+  await ctx.producer.send({
     topic,
     acks: -1,
     messages: records.map((r) => ({ key: r.to, value: JSON.stringify(r), partition })),
   })
 }
 
-const statuses = (ns: TestNamespace) => new StatusStore(redis, redisKeys(ns.prefix), 3600)
-const received = (r: Sms) => sandbox.twilio.messages().filter((m) => m.text === r.message).length
+const received = (r: Sms) => ctx.sandbox.twilio.messages().filter((m) => m.text === r.message).length
 const storedNext = (ns: TestNamespace, topic: string, partition: number) =>
-  redis.hget(redisKeys(ns.prefix).offsets(ns.groupId('sms'), topic), String(partition))
+  ctx.redis.hget(redisKeys(ns.prefix).offsets(ns.groupId('sms'), topic), String(partition))
 
 async function allDelivered(ns: TestNamespace, records: Sms[], timeoutMs = 60_000): Promise<void> {
   await eventually(
@@ -132,42 +72,46 @@ describe('stored offsets tied to the topic id', () => {
   const prefix = uniqueName('t-topic-id')
   const keys = redisKeys(prefix)
   after(async () => {
-    const found = await redis.keys(`${prefix}:*`)
-    if (found.length > 0) await redis.del(...found)
+    const found = await ctx.redis.keys(`${prefix}:*`)
+    if (found.length > 0) await ctx.redis.del(...found)
   })
 
   test('a claim under another topic id drops the partition offset, notes and attempt counters', async () => {
     const topic = uniqueName('t')
-    const store = new OffsetStore(redis, keys, 'g', topic)
+    const store = new OffsetStore(ctx.redis, keys, 'g', topic)
     const [first] = await store.claim([0, 1], 'a', 'old-id')
     await store.advance(0, first?.token ?? 0, 5)
     await store.noteFinished(0, [7, 8], 5)
     const attempts = keys.attempts('g', topic)
-    await redis.hset(attempts, '0:6:attempts', '3', '1:6:attempts', '2')
+    await ctx.redis.hset(attempts, '0:6:attempts', '3', '1:6:attempts', '2')
     const [again] = await store.claim([0], 'b', 'old-id')
     assert.deepEqual([again?.next, again?.replacedTopicId], [5, undefined], 'same topic: kept')
     const [recreated] = await store.claim([0], 'c', 'new-id')
     assert.equal(recreated?.next, undefined)
     assert.equal(recreated?.replacedTopicId, 'old-id')
     assert.deepEqual(await store.finishedFrom(new Map([[0, 0]])), new Map([[0, []]]))
-    assert.deepEqual(await redis.hgetall(attempts), { '1:6:attempts': '2' }, 'other partitions keep theirs')
+    assert.deepEqual(
+      await ctx.redis.hgetall(attempts),
+      { '1:6:attempts': '2' },
+      'other partitions keep theirs',
+    )
     assert.ok((recreated?.token ?? 0) > (again?.token ?? 0), 'tokens keep growing')
   })
 
   test('offsets stored before topic ids were recorded adopt the current id', async () => {
     const topic = uniqueName('t')
-    await redis.hset(keys.offsets('g', topic), '0', '12')
-    const store = new OffsetStore(redis, keys, 'g', topic)
+    await ctx.redis.hset(keys.offsets('g', topic), '0', '12')
+    const store = new OffsetStore(ctx.redis, keys, 'g', topic)
     const [claim] = await store.claim([0], 'a', 'some-id')
     assert.deepEqual([claim?.next, claim?.replacedTopicId], [12, undefined])
-    assert.equal(await redis.hget(keys.offsets('g', topic), '0:topic'), 'some-id')
+    assert.equal(await ctx.redis.hget(keys.offsets('g', topic), '0:topic'), 'some-id')
   })
 
   test('notes from a process that claimed under an older topic id are refused', async () => {
     const topic = uniqueName('t')
-    const stale = new OffsetStore(redis, keys, 'g', topic)
+    const stale = new OffsetStore(ctx.redis, keys, 'g', topic)
     await stale.claim([0], 'stale', 'old-id')
-    const current = new OffsetStore(redis, keys, 'g', topic)
+    const current = new OffsetStore(ctx.redis, keys, 'g', topic)
     await current.claim([0], 'current', 'new-id')
     await stale.noteFinished(0, [3, 4], 0)
     await current.noteFinished(0, [9], 0)
@@ -180,7 +124,7 @@ describe('offsets across the life of a topic', () => {
     const { ns, topic } = await setup('paused-expiry')
     const slow = someone()
     // A Retry-After far longer than the steps below: the partition stays paused while records go.
-    sandbox.twilio.setFaults({ failRecipients: [slow], status: 429, retryAfter: 15 })
+    ctx.sandbox.twilio.setFaults({ failRecipients: [slow], status: 429, retryAfter: 15 })
     try {
       const d = smsDistributor(ns, 'paused-expiry', { MAX_ATTEMPTS: '30', BREAKER_THRESHOLD: '1000' })
       await claimed(d)
@@ -192,7 +136,7 @@ describe('offsets across the life of a topic', () => {
       const later = Array.from({ length: 5 }, () => sms(ns, someone()))
       await produceTo(topic, 0, later) // offsets 5..9, not fetched while the partition is paused
       // The log now starts at 7: offsets 0 (waiting), 5 and 6 were never finished and are gone.
-      await admin.deleteTopicRecords({ topic, partitions: [{ partition: 0, offset: '7' }] })
+      await ctx.admin.deleteTopicRecords({ topic, partitions: [{ partition: 0, offset: '7' }] })
       const kept = later.slice(2)
       await allDelivered(ns, kept, 90_000)
       const alert = await d.waitForLog((l) =>
@@ -208,13 +152,13 @@ describe('offsets across the life of a topic', () => {
       d.kill('SIGTERM')
       await d.exited
     } finally {
-      sandbox.twilio.setFaults({})
+      ctx.sandbox.twilio.setFaults({})
     }
   })
 
   test('a partition paused by an open breaker while its records were removed resumes at the log start', async () => {
     const { ns, topic } = await setup('breaker-expiry')
-    sandbox.twilio.setFaults({ authFail: true })
+    ctx.sandbox.twilio.setFaults({ authFail: true })
     try {
       const d = smsDistributor(ns, 'breaker-expiry', {
         MAX_ATTEMPTS: '2',
@@ -226,13 +170,13 @@ describe('offsets across the life of a topic', () => {
       await produceTo(topic, 0, records.slice(0, 1))
       await d.waitForLog((l) => String(l.msg ?? '').startsWith('BREAKER OPEN'))
       await produceTo(topic, 0, records.slice(1)) // offsets 1..4; nothing finishes while credentials fail
-      await admin.deleteTopicRecords({ topic, partitions: [{ partition: 0, offset: '3' }] })
+      await ctx.admin.deleteTopicRecords({ topic, partitions: [{ partition: 0, offset: '3' }] })
       const alert = await d.waitForLog(
         (l) => String(l.msg ?? '').startsWith('ALERT: records expired by retention'),
         60_000,
       )
       assert.deepEqual([alert.partition, alert.expired], [0, 3])
-      sandbox.twilio.setFaults({})
+      ctx.sandbox.twilio.setFaults({})
       await allDelivered(ns, records.slice(3))
       await eventually('the stored offset at the log end', async () =>
         (await storedNext(ns, topic, 0)) === '5' ? true : undefined,
@@ -242,7 +186,7 @@ describe('offsets across the life of a topic', () => {
       d.kill('SIGTERM')
       await d.exited
     } finally {
-      sandbox.twilio.setFaults({})
+      ctx.sandbox.twilio.setFaults({})
     }
   })
 
@@ -250,7 +194,7 @@ describe('offsets across the life of a topic', () => {
     const { ns, topic } = await setup('above-end')
     const before = Array.from({ length: 5 }, () => sms(ns, someone()))
     await produceTo(topic, 0, before)
-    await redis.hset(redisKeys(ns.prefix).offsets(ns.groupId('sms'), topic), '0', '1000')
+    await ctx.redis.hset(redisKeys(ns.prefix).offsets(ns.groupId('sms'), topic), '0', '1000')
     const d = smsDistributor(ns, 'above-end')
     const alarm = await d.waitForLog((l) => String(l.msg ?? '').includes('above the log end'))
     assert.equal(alarm.stored, 1000)
@@ -270,7 +214,7 @@ describe('offsets across the life of a topic', () => {
     const { ns, topic } = await setup('recreated')
     const slow = someone()
     const env = { MAX_ATTEMPTS: '30', BREAKER_THRESHOLD: '1000' }
-    sandbox.twilio.setFaults({ failRecipients: [slow], status: 429, retryAfter: 1 })
+    ctx.sandbox.twilio.setFaults({ failRecipients: [slow], status: 429, retryAfter: 1 })
     try {
       const first = smsDistributor(ns, 'recreated-1', env)
       await claimed(first)
@@ -282,25 +226,25 @@ describe('offsets across the life of a topic', () => {
       await allDelivered(ns, [...inOrder, ...beyond])
       const noted = redisKeys(ns.prefix).finished(ns.groupId('sms'), topic, 0)
       await eventually('finished offsets noted beyond the stored offset', async () =>
-        (await redis.zcard(noted)) >= beyond.length && (await storedNext(ns, topic, 0)) === '3'
+        (await ctx.redis.zcard(noted)) >= beyond.length && (await storedNext(ns, topic, 0)) === '3'
           ? true
           : undefined,
       )
-      const oldId = await readTopicId([kafkaBrokers()], topic)
+      const oldId = await readTopicId([ctx.brokers], topic)
       first.kill('SIGKILL')
       await first.exited
-      sandbox.twilio.setFaults({})
+      ctx.sandbox.twilio.setFaults({})
 
-      await admin.deleteTopics({ topics: [topic] })
+      await ctx.admin.deleteTopics({ topics: [topic] })
       await eventually('the topic deleted', async () =>
-        (await admin.listTopics()).includes(topic) ? undefined : true,
+        (await ctx.admin.listTopics()).includes(topic) ? undefined : true,
       )
       await eventually(
         'the topic created again',
         async () => {
           try {
-            await createTopics(admin, ns, 4, kafkaBrokers())
-            return (await admin.listTopics()).includes(topic) ? true : undefined
+            await createTopics(ctx.admin, ns, 4, ctx.brokers)
+            return (await ctx.admin.listTopics()).includes(topic) ? true : undefined
           } catch {
             return undefined // still being deleted
           }
@@ -308,7 +252,7 @@ describe('offsets across the life of a topic', () => {
         60_000,
         500,
       )
-      const newId = await readTopicId([kafkaBrokers()], topic)
+      const newId = await readTopicId([ctx.brokers], topic)
       assert.notEqual(newId, oldId, 'a recreated topic has a new id')
       const fresh = Array.from({ length: 16 }, () => sms(ns, someone()))
       await produceTo(topic, 0, fresh) // offsets 0..15 again
@@ -331,7 +275,7 @@ describe('offsets across the life of a topic', () => {
       second.kill('SIGTERM')
       await second.exited
     } finally {
-      sandbox.twilio.setFaults({})
+      ctx.sandbox.twilio.setFaults({})
     }
   })
 })

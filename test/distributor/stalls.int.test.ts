@@ -6,17 +6,14 @@ import { test } from 'node:test'
 import { redisKeys } from '@herald/shared/redis/keys'
 import { OffsetStore } from '../../distributor/src/offsets/offsets.ts'
 import { testContext } from '../support/context.ts'
-import { emailRecord, produceRecords, type TestNamespace } from '../support/fixtures.ts'
+import { emailRecord, produceRecords, smsRecord, type TestNamespace } from '../support/fixtures.ts'
 import { eventually, type ServiceProcess } from '../support/service-process.ts'
 
 const ctx = testContext({ sandbox: true })
 const { setup, distributor, claimed } = ctx
 
 let sequence = 0
-function sms(ns: TestNamespace, to: string) {
-  const id = `${ns.prefix}-${++sequence}`
-  return { v: 1, id, channel: 'sms' as const, to, message: `sms ${id}`, createdAt: new Date().toISOString() }
-}
+const sms = (ns: TestNamespace, to: string) => smsRecord(`${ns.prefix}-${++sequence}`, to)
 
 test('a superseded claim that ends its batch with a long backoff does not pause the partition its successor owns', async () => {
   const ns = await setup('stale-pause')

@@ -31,7 +31,7 @@ before(async () => {
     await Promise.all(distributors.map((d) => d.exited))
     await api.stop()
   })
-  await Promise.all(distributors.map(ctx.claimed))
+  await Promise.all(distributors.map((p) => ctx.claimed(p)))
 })
 
 async function post(body: unknown): Promise<string> {

@@ -4,6 +4,8 @@
 // and in the file's own hooks once `ready` settled.
 import { after, before } from 'node:test'
 import { createRedis, defineScripts, type Redis, sharedScripts } from '@herald/shared/redis/client'
+import { redisKeys } from '@herald/shared/redis/keys'
+import { StatusStore, type StatusView } from '@herald/shared/status'
 import type { Admin, Kafka, Producer } from 'kafkajs'
 import type { Sandbox } from '../../dev/standins/index.ts'
 import { type SmtpStandIn, startSmtpStandIn } from '../../dev/standins/smtp.ts'
@@ -18,7 +20,7 @@ import {
   type TestNamespace,
   testKafka,
 } from './fixtures.ts'
-import { type ServiceProcess, startService } from './service-process.ts'
+import { eventually, type ServiceProcess, startService } from './service-process.ts'
 
 export interface ContextOptions {
   /** The SMTP, Twilio and Slack stand-ins on free ports (`distributor` points services at them). */
@@ -61,13 +63,17 @@ export interface TestContext {
   ): ServiceProcess
   /** A distributor of the namespace, pointed at this context's stack and stand-ins. */
   distributor(ns: TestNamespace, name: string, env: Record<string, string>): ServiceProcess
-  /** Resolves once the process claimed a partition. */
+  /** Resolves once the process claimed a partition (within 30 s). */
   claimed(p: ServiceProcess): Promise<Record<string, unknown>>
   /**
    * Ids of the namespace the stand-ins received, with repeats: SMTP by its Message-ID <id@herald>, Twilio
    * and Slack by the first word of the text that starts with the namespace's prefix.
    */
   deliveredIds(ns: TestNamespace): string[]
+  /** The namespace's notification statuses (in the context's Redis). */
+  statuses(ns: TestNamespace): StatusStore
+  /** Waits for the id's status to be final (delivered, dead_lettered or expired), 30 s unless told. */
+  finalStatus(ns: TestNamespace, id: string, timeoutMs?: number): Promise<StatusView>
   /** Runs `step` after the file, first (the last one registered first), before the SIGKILLs and deletions. */
   teardown(step: () => Promise<unknown> | unknown): void
 }
@@ -194,6 +200,17 @@ export function testContext(options: ContextOptions = {}): TestContext {
         ...(sandbox?.slack.messages() ?? []).map((m) => fromText(m.text)),
       ].filter(ours)
     },
+    statuses: (ns) => new StatusStore(context.redis, redisKeys(ns.prefix), 3600),
+    finalStatus: (ns, id, timeoutMs = 30_000) =>
+      eventually(
+        `final status of ${id}`,
+        async () => {
+          const view = await context.statuses(ns).get(id)
+          return view && ['delivered', 'dead_lettered', 'expired'].includes(view.status) ? view : undefined
+        },
+        timeoutMs,
+        100,
+      ),
     teardown(step) {
       steps.push(step)
     },

@@ -73,6 +73,15 @@ export function emailRecord(
   }
 }
 
+/** An SMS record; its text is `sms <id>` unless `extra` says otherwise. */
+export function smsRecord(
+  id: string,
+  to: string,
+  extra: Partial<NotificationRecord> = {},
+): NotificationRecord {
+  return { v: 1, id, channel: 'sms', to, message: `sms ${id}`, createdAt: new Date().toISOString(), ...extra }
+}
+
 export async function newProducer(kafka: Kafka): Promise<Producer> {
   const producer = kafka.producer({
     allowAutoTopicCreation: false,
