@@ -34,6 +34,8 @@ export interface ConfigTopicStoreOptions<T> {
   readBackTimeoutMs?: number
   /** The broker's wait for the in-sync replicas of a write. */
   ackTimeoutMs?: number
+  /** How long `stop()` waits for the reader to leave its group. */
+  stopTimeoutMs?: number
 }
 
 export interface ConfigPage<T> {
@@ -63,6 +65,7 @@ export class ConfigTopicStore<T> {
   readonly #groupId: string
   readonly #readBackTimeoutMs: number
   readonly #ackTimeoutMs: number
+  readonly #stopTimeoutMs: number
   readonly #entries = new Map<string, T>()
   /** Next offset to read, per partition. */
   readonly #position = new Map<number, number>()
@@ -70,6 +73,7 @@ export class ConfigTopicStore<T> {
   #target = new Map<number, number>()
   #waiters: Waiter[] = []
   #consumer: Consumer | undefined
+  #restartTimer: NodeJS.Timeout | undefined
   #ready = false
   #readyPromise: Promise<void>
   #markReady: () => void = () => {}
@@ -84,6 +88,7 @@ export class ConfigTopicStore<T> {
     this.#groupId = `${options.groupPrefix ?? 'herald'}.config-reader.${hostname()}.${randomUUID().slice(0, 8)}`
     this.#readBackTimeoutMs = options.readBackTimeoutMs ?? 5000
     this.#ackTimeoutMs = options.ackTimeoutMs ?? 5000
+    this.#stopTimeoutMs = options.stopTimeoutMs ?? 3000
     this.#readyPromise = new Promise((resolve) => {
       this.#markReady = resolve
     })
@@ -115,13 +120,28 @@ export class ConfigTopicStore<T> {
       await admin.disconnect().catch(() => {})
     }
     this.#checkReady()
+    await this.#follow()
+  }
+
+  /**
+   * Joins the store's group and reads. kafkajs would restart a crashed consumer by itself, even after a
+   * disconnect; here a crash ends that consumer and the store starts a new one (same group, positions kept)
+   * unless it was stopped, so `stop()` leaves nothing running.
+   */
+  async #follow(): Promise<void> {
     const consumer = this.#kafka.consumer({
       groupId: this.#groupId,
       allowAutoTopicCreation: false,
       maxWaitTimeInMs: 250,
+      retry: { restartOnFailure: async () => false },
     })
     consumer.on(consumer.events.CRASH, ({ payload }) => {
-      this.#logger.error({ err: payload.error, restart: payload.restart }, 'config reader crashed')
+      if (this.#consumer !== consumer) return
+      this.#consumer = undefined
+      void consumer.disconnect().catch(() => {})
+      if (this.#stopped) return
+      this.#logger.warn({ err: payload.error }, 'config reader crashed; following again in 1 s')
+      this.#restartSoon()
     })
     try {
       await consumer.connect()
@@ -134,6 +154,17 @@ export class ConfigTopicStore<T> {
     this.#consumer = consumer
     // stop() during the start found no consumer to disconnect.
     if (this.#stopped) await consumer.disconnect().catch(() => {})
+  }
+
+  #restartSoon(): void {
+    clearTimeout(this.#restartTimer)
+    this.#restartTimer = setTimeout(() => {
+      if (this.#stopped) return
+      this.#follow().catch((error: unknown) => {
+        this.#logger.warn({ err: error }, 'config reader could not follow again; retrying in 1 s')
+        this.#restartSoon()
+      })
+    }, 1000)
   }
 
   #read(batch: Batch): void {
@@ -285,7 +316,19 @@ export class ConfigTopicStore<T> {
     this.#stopped ??= (async () => {
       for (const w of this.#waiters) w.resolve()
       this.#waiters = []
-      await this.#consumer?.disconnect().catch(() => {})
+      clearTimeout(this.#restartTimer)
+      const consumer = this.#consumer
+      if (!consumer) return
+      // Leaving the group waits for the broker; a frozen or unreachable one must not hold up a shutdown.
+      let timer: NodeJS.Timeout | undefined
+      const bound = new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          this.#logger.warn({ ms: this.#stopTimeoutMs }, 'config reader did not leave its group in time')
+          resolve()
+        }, this.#stopTimeoutMs)
+      })
+      await Promise.race([consumer.disconnect().catch(() => {}), bound])
+      clearTimeout(timer)
     })()
     return this.#stopped
   }

@@ -144,6 +144,37 @@ describe('a configuration topic store', () => {
     assert.equal(store.get('ada')?.name, 'Ada L.')
   })
 
+  test('stop() returns within its bound when the reader never finishes leaving its group', async () => {
+    // What a frozen broker looks like to the store: the consumer's disconnect never settles.
+    const leave: Array<() => Promise<void>> = []
+    const stuck = new Proxy(kafka, {
+      get(target, property, receiver) {
+        if (property !== 'consumer') return Reflect.get(target, property, receiver)
+        return (...args: Parameters<Kafka['consumer']>) => {
+          const consumer = target.consumer(...args)
+          leave.push(consumer.disconnect.bind(consumer))
+          return Object.assign(consumer, { disconnect: () => new Promise<void>(() => {}) })
+        }
+      },
+    })
+    const store = new ConfigTopicStore(stuck, {
+      topic: names.recipients,
+      schema: recipientSchema,
+      producer,
+      logger,
+      groupPrefix: ns.prefix,
+      stopTimeoutMs: 500,
+    })
+    await store.start()
+    await store.whenReady()
+    const stopped = await Promise.race([
+      store.stop().then(() => 'stopped'),
+      new Promise((resolve) => setTimeout(resolve, 20_000, 'still stopping after 20 s')),
+    ])
+    for (const disconnect of leave) await disconnect()
+    assert.equal(stopped, 'stopped')
+  })
+
   test('pages list entries by name, with the name to continue after', async () => {
     const store = await openStore()
     const all = store.entries().map(([name]) => name)
