@@ -119,7 +119,8 @@ export async function ensureTopics(
         configEntries: s.configEntries,
       })),
     })
-    logger.info({ topics: missing.map((s) => s.topic), partitions, replication }, 'created topics')
+    const created = Object.fromEntries(missing.map((s) => [s.topic, s.partitions ?? partitions]))
+    logger.info({ topics: Object.keys(created), partitions: created, replication }, 'created topics')
   }
   // Existing topics too: another service may have created them a moment ago.
   await waitForLeaders(
