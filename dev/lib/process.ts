@@ -1,6 +1,6 @@
 // Small process and port helpers for the local stack: pid files, liveness, port probes, waiting.
 import { spawn } from 'node:child_process'
-import { mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { dirname, join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -126,5 +126,51 @@ export function tailOf(file: string, lines = 15): string {
     return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n')
   } catch {
     return '(no log)'
+  }
+}
+
+/**
+ * Processes with a socket listening on the TCP port (from /proc: the socket's inode in /proc/net/tcp{,6},
+ * then the fds that point at it). A redis-server killed during an AOF rewrite leaves its forked child holding
+ * the listening socket, so "the process is dead" does not mean "the port is free".
+ */
+export function pidsListeningOn(port: number): number[] {
+  const inodes = new Set<string>()
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = ''
+    try {
+      text = readFileSync(table, 'utf8')
+    } catch {
+      continue
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/)
+      const local = fields[1]
+      if (!local || fields[3] !== '0A') continue // 0A: LISTEN
+      if (Number.parseInt(local.split(':')[1] ?? '', 16) === port && fields[9]) inodes.add(fields[9])
+    }
+  }
+  if (inodes.size === 0) return []
+  const pids: number[] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const fds = readdirSync(`/proc/${entry}/fd`)
+      if (
+        fds.some((fd) =>
+          inodes.has(/^socket:\[(\d+)\]$/.exec(readlinkSafe(`/proc/${entry}/fd/${fd}`))?.[1] ?? ''),
+        )
+      )
+        pids.push(Number(entry))
+    } catch {}
+  }
+  return pids
+}
+
+function readlinkSafe(path: string): string {
+  try {
+    return readlinkSync(path)
+  } catch {
+    return ''
   }
 }

@@ -83,6 +83,8 @@ interface PartitionState {
   tracker: PartitionTracker
   /** Highest next offset Redis accepted from this claim. */
   recorded: number
+  /** Highest next offset committed to Kafka (the mirror, rule 5); behind `recorded` until a commit works. */
+  mirrored: number
   fenced: boolean
   joinSeq: number
   /** Highest offset that may be noted in Redis as finished beyond next (-1: none), so the set is pruned. */
@@ -127,6 +129,9 @@ export class Distributor {
   #stopping: Promise<{ abandoned: number }> | undefined
   /** Deliveries given up at the shutdown bound (delivered again by the next owner). */
   #abandoned = 0
+  /** Per partition, the contiguous prefix this process finished under its last claims (and which topic). */
+  readonly #finishedPrefix = new Map<number, number>()
+  #topicId: string | undefined
   /** Per record (`partition:offset`), the earliest time its next attempt may start (Retry-After, backoff). */
   readonly #notBefore = new Map<string, number>()
   /** Breakers of the destinations of a channel that names them (Channel.destinationOf), created on use. */
@@ -256,7 +261,14 @@ export class Distributor {
     const seq = ++this.#joinSeq
     this.#memberId = event.payload.memberId
     this.#lag.setLeader(event.payload.isLeader)
-    // Every rebalance drops kafkajs' positions, even for kept partitions: every claim starts over.
+    // Every rebalance drops kafkajs' positions, even for kept partitions: every claim starts over. What this
+    // process finished is remembered: a claim that finds less in Redis (emptied, or behind after a failover)
+    // starts from there rather than from the mirror in Kafka, which may be further behind.
+    for (const state of this.#partitions.values())
+      this.#finishedPrefix.set(
+        state.partition,
+        Math.max(state.tracker.next, this.#finishedPrefix.get(state.partition) ?? 0),
+      )
     this.#partitions.clear()
     const kept = new Set(assigned)
     for (const key of this.#notBefore.keys())
@@ -290,6 +302,9 @@ export class Distributor {
     if (partitions.length === 0) return
     const { main: topic } = this.#deps.topics
     const topicId = await this.#currentTopicId()
+    // What this process finished counts only for the same topic (its id known both times).
+    if (!topicId || topicId !== this.#topicId) this.#finishedPrefix.clear()
+    this.#topicId = topicId || undefined
     const claims = await this.#offsets.claim(partitions, `${this.#memberId}@${hostname()}`, topicId)
     const committed = new Map<number, number>()
     if (claims.some((c) => c.next === undefined)) {
@@ -334,6 +349,21 @@ export class Distributor {
             : 'log_start'
       let next = claim.next ?? fromKafka ?? low
       let recorded = claim.next ?? -1
+      const remembered = this.#finishedPrefix.get(claim.partition)
+      if (
+        !recreated &&
+        topicId !== undefined &&
+        remembered !== undefined &&
+        remembered > next &&
+        remembered <= high
+      ) {
+        log.warn(
+          { stored: claim.next, committed: fromKafka, finishedHere: remembered },
+          'Redis holds less than this process finished (emptied or failed over): starting after what it finished',
+        )
+        next = remembered
+        source = 'memory'
+      }
       const { claimStart } = this.#deps.faults ?? {}
       if (claimStart) next = claimStart({ chosen: next, committed: fromKafka, logEnd: high })
       if (next > high) {
@@ -357,6 +387,7 @@ export class Distributor {
         token: claim.token,
         tracker: new PartitionTracker(next, finishedBefore.get(claim.partition) ?? []),
         recorded,
+        mirrored: fromKafka ?? -1,
         fenced: false,
         joinSeq: seq,
         notedMax: (finishedBefore.get(claim.partition) ?? []).reduce((a, b) => Math.max(a, b), -1),
@@ -1084,39 +1115,52 @@ export class Distributor {
   /** Rule 4 and 5: record the finished prefix in Redis (current token only), then mirror it to Kafka. */
   async #advance(state: PartitionState): Promise<void> {
     const next = state.tracker.next
-    if (next <= state.recorded || state.fenced) return
     // A batch of an earlier claim that ends after a rebalance: the newer claim read Redis and started from
     // there; this one's token is superseded on purpose (by ourselves, or by the new owner). Nothing to fence.
-    if (this.#partitions.get(state.partition) !== state) return
-    const result = await this.#offsets.advance(state.partition, state.token, next)
-    this.#deps.metrics.offsetAdvances.inc({ result: result.status })
-    switch (result.status) {
-      case 'written':
-      case 'not-higher':
-        state.recorded = next
-        await this.#consumer
-          .commitOffsets([
-            { topic: this.#deps.topics.main, partition: state.partition, offset: String(next) },
-          ])
-          .catch((error) =>
-            this.#log.debug({ err: error, partition: state.partition }, 'mirror commit failed'),
+    if (state.fenced || this.#partitions.get(state.partition) !== state) return
+    if (next > state.recorded) {
+      const result = await this.#offsets.advance(state.partition, state.token, next)
+      this.#deps.metrics.offsetAdvances.inc({ result: result.status })
+      switch (result.status) {
+        case 'written':
+        case 'not-higher':
+          state.recorded = next
+          break
+        case 'fenced':
+          this.#fence(state, result.stored)
+          return
+        case 'token-missing': {
+          // Redis lost the claim (restarted empty): claim again; the tracker knows what finished.
+          const [claim] = await this.#offsets.claim([state.partition], `${this.#memberId}@${hostname()}`)
+          if (!claim || this.#partitions.get(state.partition) !== state) return
+          state.token = claim.token
+          this.#log.warn(
+            { partition: state.partition, token: claim.token },
+            'offset claim was missing in Redis; claimed again',
           )
-        return
-      case 'fenced':
-        this.#fence(state, result.stored)
-        return
-      case 'token-missing': {
-        // Redis lost the claim (restarted empty): claim again; the tracker knows what finished.
-        const [claim] = await this.#offsets.claim([state.partition], `${this.#memberId}@${hostname()}`)
-        if (!claim || this.#partitions.get(state.partition) !== state) return
-        state.token = claim.token
-        this.#log.warn(
-          { partition: state.partition, token: claim.token },
-          'offset claim was missing in Redis; claimed again',
-        )
-        await this.#advance(state)
-        return
+          await this.#advance(state)
+          return
+        }
       }
+    }
+    await this.#mirror(state)
+  }
+
+  /**
+   * Rule 5: the offset Redis accepted, committed to Kafka. Best effort, never failing a batch; a commit that
+   * failed (broker restarting, rebalance) is tried again at the next flush, not only at the next advance, so
+   * the fallback of a Redis that comes back empty stays close.
+   */
+  async #mirror(state: PartitionState): Promise<void> {
+    const offset = state.recorded
+    if (offset <= state.mirrored) return
+    try {
+      await this.#consumer.commitOffsets([
+        { topic: this.#deps.topics.main, partition: state.partition, offset: String(offset) },
+      ])
+      state.mirrored = Math.max(state.mirrored, offset)
+    } catch (error) {
+      this.#log.debug({ err: error, partition: state.partition }, 'mirror commit failed')
     }
   }
 

@@ -19,7 +19,7 @@ import { createRedis } from '@herald/shared/redis/client'
 import { topicNames } from '@herald/shared/topics'
 import { Kafka, logLevel } from 'kafkajs'
 import { kafkaPid, startKafka, stopKafka } from '../../dev/lib/kafka.ts'
-import { isRunning, repoRoot } from '../../dev/lib/process.ts'
+import { isPortOpen, isRunning, pidsListeningOn, repoRoot } from '../../dev/lib/process.ts'
 import { redisCommand, redisPid, startRedis } from '../../dev/lib/redis.ts'
 import type { Sandbox } from '../../dev/standins/index.ts'
 import { freePort, type PrivateStack, startPrivateStack } from '../helpers.ts'
@@ -526,6 +526,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         dead = !isRunning(before)
         if (!dead) await sleep(20)
       }
+      // A child forked for an AOF rewrite outlives the server and keeps its port: it dies with the crash too.
+      for (const pid of pidsListeningOn(port)) process.kill(pid, 'SIGKILL')
+      for (let waited = 0; waited < 10_000 && (await isPortOpen(port)); waited += 50) await sleep(50)
       if (empty) rmSync(join(stack.stack.redis.dataDir, 'redis-data'), { recursive: true, force: true })
       await startRedis(stack.stack.redis)
       ended()

@@ -10,7 +10,7 @@ import { test } from 'node:test'
 import { createRedis, defineScripts, type Redis, sharedScripts } from '@herald/shared/redis/client'
 import { redisKeys } from '@herald/shared/redis/keys'
 import { StatusStore } from '@herald/shared/status'
-import { repoRoot } from '../../dev/lib/process.ts'
+import { isPortOpen, pidsListeningOn, repoRoot } from '../../dev/lib/process.ts'
 import { type RedisInstance, redisPid, startRedis, stopRedis } from '../../dev/lib/redis.ts'
 import { freePort } from '../helpers.ts'
 import { testContext } from '../support/context.ts'
@@ -56,6 +56,9 @@ async function crash(server: RedisInstance): Promise<void> {
       return true
     }
   })
+  // A child forked for an AOF rewrite outlives the server and keeps its port: it dies with the crash too.
+  for (const child of pidsListeningOn(server.port)) process.kill(child, 'SIGKILL')
+  await eventually('the port free', async () => ((await isPortOpen(server.port)) ? undefined : true))
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
