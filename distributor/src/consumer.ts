@@ -12,7 +12,7 @@ import {
 } from '@herald/shared/notification'
 import type { Redis } from '@herald/shared/redis/client'
 import type { RedisKeys } from '@herald/shared/redis/keys'
-import type { StatusStore } from '@herald/shared/status'
+import type { Status, StatusStore } from '@herald/shared/status'
 import type {
   Admin,
   Batch,
@@ -63,6 +63,9 @@ export interface DistributorDeps {
   groupId: string
   faults?: ProtocolFaults
 }
+
+/** How many finished ids a distributor remembers to fold repeats of one id before its status is written. */
+const recentOutcomesKept = 50_000
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
@@ -129,6 +132,8 @@ export class Distributor {
   #stopping: Promise<{ abandoned: number }> | undefined
   /** Deliveries given up at the shutdown bound (delivered again by the next owner). */
   #abandoned = 0
+  /** Ids this process finished lately, with their outcome (bounded, oldest dropped first). */
+  readonly #recentOutcomes = new Map<string, { status: Status; attempts: number }>()
   /** Per partition, the contiguous prefix this process finished under its last claims (and which topic). */
   readonly #finishedPrefix = new Map<number, number>()
   #topicId: string | undefined
@@ -588,6 +593,10 @@ export class Distributor {
         return storesDown(error, 'the crash guard')
       }
       let result: Finished | { status: 'unfinished'; retryInMs?: number }
+      // Repeats of one id (a client's retry after the api lost its answer) are folded here too when the
+      // first one finished in this process and its status is not written yet (it is, at the next flush).
+      const foldedHere = id === undefined ? undefined : this.#recentOutcomes.get(id)
+      if (check.finished === undefined && foldedHere) check = { ...check, finished: foldedHere }
       try {
         if (check.finished && record.kind === 'ok') {
           // Nothing to deliver or record again, but an event: the first one may be missing (a crash
@@ -628,6 +637,7 @@ export class Distributor {
         return false
       }
       this.#guard.ended(batch.partition, offset)
+      if (result.record) this.#rememberOutcome(result.record.id, result.status, result.attempts)
       finished.push({ offset, result })
       this.#reportBreakerClosed()
       return true
@@ -825,6 +835,15 @@ export class Distributor {
       return true
     }
     return false
+  }
+
+  #rememberOutcome(id: string, status: Status, attempts: number): void {
+    this.#recentOutcomes.delete(id)
+    this.#recentOutcomes.set(id, { status, attempts })
+    if (this.#recentOutcomes.size > recentOutcomesKept) {
+      const oldest = this.#recentOutcomes.keys().next()
+      if (!oldest.done) this.#recentOutcomes.delete(oldest.value)
+    }
   }
 
   /** Once a probe got through, the breaker is closed: say so at once (not only when the batch ends). */

@@ -138,6 +138,21 @@ describe('records whose notification already finished', () => {
     await second.stop()
   })
 
+  test('two copies of one id in one batch reach the provider once, before the status of the first is written', async () => {
+    const ns = await setup('fold')
+    const record = sms(ns, '+14155550604', 'written twice by a retried request')
+    // Both copies in one fetch, the second right behind the first (same recipient): it starts as soon as the
+    // first finished, before the flush that writes the first one's status.
+    await produceRecords(ctx.producer, ns.topics.main('sms'), [record, record], 0)
+    const d = await startDistributor(ns)
+    await eventually('the offset to pass both copies', async () =>
+      (await storedNext(ns, 0)) === 2 ? true : undefined,
+    )
+    assert.equal(received(record.message), 1, 'the provider got the notification once')
+    assert.equal(await counterValue(d.metrics.skipped, { reason: 'already_final' }), 1)
+    await d.stop()
+  })
+
   test('a dead-letter replay is delivered although its notification is dead-lettered', async () => {
     const ns = await setup('replay')
     const to = '+14155550602'
