@@ -330,7 +330,7 @@ export class Distributor {
       new Map(claims.map((c) => [c.partition, c.next ?? 0])),
     )
     if (seq !== this.#joinSeq) return // a newer join owns the partitions now
-    const movedPastExpired: PartitionState[] = []
+    const recordNow: PartitionState[] = []
     for (const claim of claims) {
       const { low, high } = bounds.get(claim.partition) ?? { low: 0, high: 0 }
       const log = this.#log.child({ partition: claim.partition })
@@ -399,14 +399,17 @@ export class Distributor {
       }
       this.#partitions.set(claim.partition, state)
       this.#seekWithin(state, 'next', low)
-      if (state.tracker.next > next) movedPastExpired.push(state)
+      // Past what Redis holds (expired records, or what this process finished before): recorded at once, or a
+      // partition with nothing more to fetch would never move its stored offset there.
+      if (state.tracker.next > next || source === 'memory') recordNow.push(state)
       next = state.tracker.next
       log.info({ next, source, token: claim.token, logStart: low, logEnd: high }, 'claimed partition')
     }
     this.#consumer.resume([{ topic, partitions }])
     this.#deps.metrics.partitionsHeld.set(this.#partitions.size)
-    // Recorded at once, so the next claim does not count the expired records again.
-    for (const state of movedPastExpired) {
+    // Recorded at once, so the next claim neither counts the expired records again nor starts before what
+    // this process finished.
+    for (const state of recordNow) {
       await this.#advance(state).catch((error: unknown) =>
         this.#log.warn({ err: error, partition: state.partition }, 'recording the offset failed'),
       )
