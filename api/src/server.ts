@@ -13,6 +13,8 @@ import { checkRedisDurability, createRedis, defineScripts, sharedScripts } from 
 import { redisKeys } from '@herald/shared/redis/keys'
 import { StatusStore } from '@herald/shared/status'
 import {
+  alarmEventTopicName,
+  alarmEventTopicSpec,
   configTopicNames,
   configTopicSpecs,
   ensureTopics,
@@ -91,6 +93,7 @@ export async function startApi(
         specs: [
           ...topicSpecs(names, channels, config.topics.replication),
           ...configTopicSpecs(configTopicNames(config.keyPrefix), config.topics.replication),
+          alarmEventTopicSpec(alarmEventTopicName(config.keyPrefix), config.topics.replication),
         ],
         partitions: config.topics.partitions,
         replication: config.topics.replication,

@@ -60,6 +60,27 @@ export function configTopicSpecs(names: Record<ConfigKind, string>, replication:
   }))
 }
 
+/** Alarm events, for the router: `<KEY_PREFIX>.alarm-events` (`herald.alarm-events` by default). */
+export function alarmEventTopicName(keyPrefix = 'herald'): string {
+  return `${keyPrefix}.alarm-events`
+}
+
+/**
+ * Alarm events are a queue like the main topics (not compacted: every transition counts), keyed by alarm
+ * name, with TOPIC_PARTITIONS partitions so routers scale by partitions; 14 days and 1 MiB records.
+ */
+export function alarmEventTopicSpec(topic: string, replication: number): TopicSpec {
+  return {
+    topic,
+    configEntries: [
+      { name: 'retention.ms', value: String(14 * day) },
+      { name: 'max.message.bytes', value: String(1024 * 1024) },
+      { name: 'min.insync.replicas', value: String(replication >= 3 ? 2 : 1) },
+      { name: 'cleanup.policy', value: 'delete' },
+    ],
+  }
+}
+
 /** Main topics keep 14 days and 1 MiB records; dead letters keep 90 days and 4 MiB; events 7 days. */
 export function topicSpecs(
   names: TopicNames,
