@@ -5,7 +5,7 @@ import type { DeadLetterStore } from '@herald/shared/dead-letters'
 import type { Logger } from '@herald/shared/logger'
 import type { Redis } from '@herald/shared/redis/client'
 import type { StatusStore } from '@herald/shared/status'
-import type { TopicNames } from '@herald/shared/topics'
+import { alarmEventTopicName, type TopicNames } from '@herald/shared/topics'
 import express, { type ErrorRequestHandler, type NextFunction, type Request, type Response } from 'express'
 import { apiKeyAuth } from './auth.ts'
 import { ApiError } from './errors.ts'
@@ -13,6 +13,7 @@ import type { IdempotencyStore } from './idempotency.ts'
 import type { ApiMetrics } from './metrics.ts'
 import { buildOpenApi } from './openapi.ts'
 import type { NotificationProducer } from './producer.ts'
+import { alarmEventRoutes, alarmEventRouteTable } from './routes/alarm-events.ts'
 import { configRouteOf, configRoutes, configRouteTable } from './routes/config.ts'
 import { deadLetterRoutes } from './routes/dead-letters.ts'
 import { notificationRoutes } from './routes/notifications.ts'
@@ -48,6 +49,7 @@ const routes: Record<string, string[]> = {
   '/readyz': ['GET'],
   '/metrics': ['GET'],
   ...configRouteTable,
+  ...alarmEventRouteTable,
 }
 
 function routeOf(path: string): string | undefined {
@@ -141,6 +143,17 @@ export function createApp(deps: AppDeps): express.Express {
   })
   app.use('/api/v1', express.json({ limit: config.maxBodyBytes, strict: false, type: 'application/json' }))
   app.use('/api/v1', notificationRoutes({ ...deps, maxBatch }))
+  app.use(
+    '/api/v1',
+    alarmEventRoutes({
+      producer: deps.producer,
+      topic: alarmEventTopicName(config.keyPrefix),
+      metrics,
+      logger,
+      deadlineMs: config.kafka.produceTimeoutMs,
+      maxBatch,
+    }),
+  )
   if (deps.configStores) {
     const options = {
       anyApiKeys: config.apiKeys.size > 0,

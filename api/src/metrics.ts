@@ -38,6 +38,11 @@ export function createApiMetrics() {
       labelNames: ['channel'] as const,
       registers: [registry],
     }),
+    alarmEventsAccepted: new Counter({
+      name: 'herald_alarm_events_accepted_total',
+      help: 'Alarm events acknowledged by Kafka and answered 202.',
+      registers: [registry],
+    }),
     produceFailures: new Counter({
       name: 'herald_produce_failures_total',
       help: 'Writes answered 503 by reason (timeout, kafka_error, batch).',

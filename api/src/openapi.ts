@@ -1,6 +1,7 @@
 // The OpenAPI 3.1 document, generated from the same zod schemas that validate requests, so it cannot drift.
 import { messageLimits, requestSchemas } from '@herald/shared/notification'
 import { z } from 'zod'
+import { alarmEventsOpenApi } from './openapi-alarm-events.ts'
 import { configOpenApi } from './openapi-config.ts'
 import { defaultPageSize, errorClasses, maxPageSize } from './routes/dead-letters.ts'
 
@@ -132,6 +133,7 @@ export function buildOpenApi(options: { maxBatch: number }) {
     })),
   }
   const config = configOpenApi({ json, errorResponse, commonErrors, forbidden })
+  const alarmEvents = alarmEventsOpenApi({ json, errorResponse, commonErrors }, options)
   return {
     openapi: '3.1.0',
     info: {
@@ -147,8 +149,9 @@ export function buildOpenApi(options: { maxBatch: number }) {
           type: 'http',
           scheme: 'bearer',
           description:
-            'An API key from API_KEYS (name:key, a sender; name:key:admin, an admin). Senders send and read ' +
-            'statuses; only admins read and replay dead letters. With no keys configured the api accepts ' +
+            'An API key from API_KEYS (name:key, a sender; name:key:admin, an admin). Senders send ' +
+            'notifications and alarm events and read statuses; only admins read and replay dead letters. ' +
+            'With no keys configured the api accepts ' +
             'notifications from anyone and refuses the dead-letter endpoints.',
         },
       },
@@ -166,6 +169,7 @@ export function buildOpenApi(options: { maxBatch: number }) {
         ReplayRequest: json(replayRequestSchema, 'input'),
         ReplayResult: json(replayResultSchema),
         ...config.schemas,
+        ...alarmEvents.schemas,
       },
     },
     security: [{ apiKey: [] }],
@@ -296,6 +300,7 @@ export function buildOpenApi(options: { maxBatch: number }) {
         },
       },
       ...config.paths,
+      ...alarmEvents.paths,
     },
   }
 }

@@ -55,6 +55,7 @@ describe('the published OpenAPI document', () => {
   test('is OpenAPI 3.1 and documents every route behind the API key', () => {
     assert.equal(doc.openapi, '3.1.0')
     assert.deepEqual(Object.keys(doc.paths).sort(), [
+      '/api/v1/alarm-events',
       '/api/v1/dead-letters/{channel}',
       '/api/v1/dead-letters/{channel}/replay',
       '/api/v1/notification',
