@@ -86,7 +86,7 @@ interface Answer {
   body: unknown
 }
 
-function describeError(answer: Answer): string {
+export function describeError(answer: Answer): string {
   const b = answer.body as {
     error?: string
     message?: string

@@ -13,15 +13,25 @@ import { redisKeys } from '@herald/shared/redis/keys'
 import { StatusStore } from '@herald/shared/status'
 import { topicNames } from '@herald/shared/topics'
 import dotenv from 'dotenv'
+import { alarmEventsUsage, runAlarmEventsCommand } from './cli-alarm-events.ts'
 import { configAreas, configUsage, runConfigCommand } from './cli-config.ts'
 
 const usage = `usage:
   npm run herald -- dlq list   --channel <email|sms|slack> [--class C] [--since T] [--until T] [--limit N] [--json]
   npm run herald -- dlq replay --channel <email|sms|slack> (--at P:O[,P:O...] | --class C | --since T | --all)
-${configUsage}`
+${configUsage}
+${alarmEventsUsage}`
 
 async function main(argv: string[]): Promise<number> {
   dotenv.config({ quiet: true })
+  if (argv.find((a) => !a.startsWith('-')) === 'alarm-events') {
+    return runAlarmEventsCommand(argv, {
+      env: process.env,
+      out: (line) => console.log(line),
+      err: (line) => console.error(line),
+      readStdin: () => readFileSync(0, 'utf8'),
+    })
+  }
   if ((configAreas as readonly string[]).includes(argv.find((a) => !a.startsWith('-')) ?? '')) {
     return runConfigCommand(argv, {
       env: process.env,

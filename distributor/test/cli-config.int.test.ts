@@ -1,4 +1,4 @@
-// `npm run herald -- recipients|templates|routes ...` as an operator runs it: a child process talking to a
+// `npm run herald -- recipients|templates|routes|alarm-events ...` as an operator runs it: a child process talking to a
 // real api (real Kafka) through HERALD_URL and HERALD_API_KEY.
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
@@ -8,9 +8,12 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { loadConfig } from '@herald/shared/config'
 import { createLogger } from '@herald/shared/logger'
+import { alarmEventTopicName } from '@herald/shared/topics'
 import type { Admin } from 'kafkajs'
 import { type RunningApi, startApi } from '../../api/src/server.ts'
 import { kafkaBrokers, redisUrl, requireServers } from '../../test/helpers.ts'
+import { monascaEvent } from '../../test/support/alarm-events.ts'
+import { readConfigRecords } from '../../test/support/config-records.ts'
 import { deleteNamespace, namespace, testKafka } from '../../test/support/fixtures.ts'
 import { eventually } from '../../test/support/service-process.ts'
 
@@ -195,5 +198,89 @@ describe('herald recipients|templates|routes', () => {
     const usage = await herald(['dlq', 'list'])
     assert.equal(usage.code, 2)
     assert.match(usage.stderr, /dlq list/)
+  })
+})
+
+describe('herald alarm-events send', () => {
+  /** The events on the namespace's alarm-events topic whose alarm name is `name`. */
+  async function eventsNamed(name: string): Promise<Array<Record<string, unknown>>> {
+    const records = await readConfigRecords(testKafka(kafkaBrokers()), alarmEventTopicName(ns.prefix))
+    return records.filter((r) => r.key === name).map((r) => JSON.parse(r.value ?? 'null'))
+  }
+
+  test('flags make one event, posted with a sender key; its id is printed', async () => {
+    const sent = await herald(
+      [
+        'alarm-events',
+        'send',
+        '--alarm-name',
+        'cli disk',
+        '--definition-id',
+        'D',
+        '--state',
+        'alarm',
+        '--old-state',
+        'ok',
+        '--severity',
+        'HIGH',
+        '--reason',
+        'disk above 90%',
+        '--label',
+        'team=storage',
+        '--label',
+        'env=prod',
+        '--link',
+        'https://grafana.example.com/d/disk',
+        '--timestamp',
+        '2025-11-13T02:13:20Z',
+      ],
+      { key: 'other' },
+    )
+    assert.equal(sent.code, 0, sent.stderr)
+    const id = sent.stdout.trim()
+    assert.match(id, /^[\da-f-]{36}$/)
+    assert.deepEqual(await eventsNamed('cli disk'), [
+      {
+        alarmDefinitionId: 'D',
+        alarmName: 'cli disk',
+        oldState: 'OK',
+        newState: 'ALARM',
+        stateChangeReason: 'disk above 90%',
+        severity: 'HIGH',
+        link: 'https://grafana.example.com/d/disk',
+        timestamp: 1_763_000_000_000,
+        labels: { team: 'storage', env: 'prod' },
+        eventId: id,
+      },
+    ])
+  })
+
+  test('a file holds one event or an array, stdin too; one id is printed per event', async () => {
+    const batch = [monascaEvent({ alarmName: 'cli file a' }), monascaEvent({ alarmName: 'cli file b' })]
+    writeFileSync(join(dir, 'events.json'), JSON.stringify(batch))
+    const fromFile = await herald(['alarm-events', 'send', 'events.json'])
+    assert.equal(fromFile.code, 0, fromFile.stderr)
+    const ids = fromFile.stdout.trim().split('\n')
+    assert.equal(ids.length, 2)
+    assert.deepEqual(await eventsNamed('cli file a'), [{ ...batch[0], eventId: ids[0] }])
+    assert.deepEqual(await eventsNamed('cli file b'), [{ ...batch[1], eventId: ids[1] }])
+    const wrapped = JSON.stringify({ 'alarm-transitioned': batch[0] })
+    const fromStdin = await herald(['alarm-events', 'send'], { stdin: wrapped })
+    assert.equal(fromStdin.code, 0, fromStdin.stderr)
+    assert.equal(fromStdin.stdout.trim(), ids[0], 'the same event sent again has the same id')
+  })
+
+  test("a refused event exits 1 with the api's error and each field; without --timestamp it is now", async () => {
+    const refused = await herald(['alarm-events', 'send', '--alarm-name', 'cli refused', '--state', 'firing'])
+    assert.equal(refused.code, 1)
+    assert.match(refused.stderr, /^400 invalid_request/)
+    assert.match(refused.stderr, /newState: must be one of OK, ALARM, UNDETERMINED/)
+    const before = Date.now()
+    const now = await herald(['alarm-events', 'send', '--alarm-name', 'cli now', '--state', 'OK'])
+    assert.equal(now.code, 0, now.stderr)
+    const [event] = await eventsNamed('cli now')
+    assert.ok(Number(event?.timestamp) >= before && Number(event?.timestamp) <= Date.now())
+    assert.equal((await herald(['alarm-events', 'send', 'events.json', '--state', 'OK'])).code, 2)
+    assert.equal((await herald(['alarm-events', 'send'], { stdin: '' })).code, 2)
   })
 })
