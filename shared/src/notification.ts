@@ -1,6 +1,7 @@
 // The notification: what clients send (request schemas) and what Kafka keeps (the versioned record).
 import { z } from 'zod'
 import { type Channel, channels } from './config.ts'
+import { configName, type RecipientChannel, recipientChannels } from './config-topics/schemas.ts'
 
 export const recordVersion = 1
 
@@ -38,6 +39,21 @@ export interface NotificationInput {
   to: string
   subject?: string
 }
+
+/**
+ * A notification for a person of the recipients directory: it fans out to that person's enabled channels
+ * (or only `channel`), one child notification each, addressed from the directory.
+ */
+export interface RecipientInput {
+  recipient: string
+  channel?: RecipientChannel
+  message: string
+  subject?: string
+}
+
+export type NotificationRequest = NotificationInput | RecipientInput
+
+export const isRecipientInput = (input: NotificationRequest): input is RecipientInput => 'recipient' in input
 
 const channelField = z
   .string({ error: 'must be a string' })
@@ -98,6 +114,28 @@ const subjectField = z
   .string({ error: 'must be a string' })
   .max(998, 'must be at most 998 characters')
   .refine((s) => !/[\r\n]/.test(s), 'must be one line')
+
+const caseless = (word: string) => [...word].map((c) => `[${c.toUpperCase()}${c}]`).join('')
+
+/** A body naming a recipient of the directory instead of `to`. */
+export const recipientRequestSchema = z.strictObject({
+  recipient: configName.describe('The id of a recipient (PUT /api/v1/recipients/{id}); replaces `to`'),
+  channel: z
+    .string({ error: 'must be a string' })
+    .regex(
+      new RegExp(`^\\s*(${recipientChannels.map(caseless).join('|')})\\s*$`),
+      'must be one of email, sms, slack',
+    )
+    .transform((s) => s.trim().toLowerCase() as RecipientChannel)
+    .optional()
+    .describe('Only this channel (it must be one the recipient enabled); all enabled ones when absent'),
+  message: messageField('email').describe(
+    'The text on every channel: the email body, the SMS text, the Slack text (after the subject line)',
+  ),
+  subject: subjectField
+    .optional()
+    .describe("The email's subject; SMS and Slack, which have none, show it as the text's first line"),
+})
 
 /** Request body schemas per channel: the same objects validate requests and generate the OpenAPI document. */
 export const requestSchemas = {
@@ -165,10 +203,11 @@ function fromSeedAlias(
 export function parseNotificationRequest(
   body: unknown,
   context: RequestContext,
-): { ok: true; value: NotificationInput } | { ok: false; issues: FieldIssue[] } {
+): { ok: true; value: NotificationRequest } | { ok: false; issues: FieldIssue[] } {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     return { ok: false, issues: [{ field: '(body)', reason: 'must be a JSON object' }] }
   }
+  if ('recipient' in body) return parseRecipientRequest(body as Record<string, unknown>)
   const alias = fromSeedAlias(body as Record<string, unknown>)
   if (alias) {
     const result = parseHeraldRequest(alias.body, context)
@@ -179,6 +218,31 @@ export function parseNotificationRequest(
     }
   }
   return parseHeraldRequest(body, context)
+}
+
+function parseRecipientRequest(
+  body: Record<string, unknown>,
+): { ok: true; value: RecipientInput } | { ok: false; issues: FieldIssue[] } {
+  if ('to' in body) {
+    return {
+      ok: false,
+      issues: [
+        { field: 'to', reason: "must be left out with recipient (the recipient's addresses are used)" },
+      ],
+    }
+  }
+  const parsed = recipientRequestSchema.safeParse(body)
+  if (!parsed.success) return { ok: false, issues: issuesOf(parsed.error) }
+  const { recipient, channel, message, subject } = parsed.data
+  return {
+    ok: true,
+    value: {
+      recipient,
+      message,
+      ...(channel !== undefined ? { channel } : {}),
+      ...(subject !== undefined ? { subject } : {}),
+    },
+  }
 }
 
 function parseHeraldRequest(

@@ -18,6 +18,8 @@ export interface RedisKeys {
   attempts: (group: string, topic: string) => string
   /** String per distributor process: `alive` (short TTL, refreshed) or `stopped` (a clean stop). */
   liveness: (group: string, topic: string, instance: string) => string
+  /** String (JSON): the children of a notification sent to a recipient (id and channel of each), its recipient. */
+  fanOut: (parentId: string) => string
   /** Sorted set per partition: offsets finished beyond the stored next (score = offset), skipped by a new claim. */
   finished: (group: string, topic: string, partition: number) => string
 }
@@ -29,6 +31,7 @@ export function redisKeys(prefix = 'herald'): RedisKeys {
     offsets: (group, topic) => `${prefix}:{${group}:${topic}}:offsets`,
     attempts: (group, topic) => `${prefix}:{${group}:${topic}}:attempts`,
     liveness: (group, topic, instance) => `${prefix}:{${group}:${topic}}:alive:${instance}`,
+    fanOut: (parentId) => `${prefix}:fanout:${parentId}`,
     finished: (group, topic, partition) => `${prefix}:{${group}:${topic}}:finished:${partition}`,
   }
 }
