@@ -2,13 +2,20 @@
 // key keeps one notification id for its whole life, so no retry can create a second one.
 import { createHash, randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { NotificationInput } from '@herald/shared/notification'
+import type { NotificationRequest } from '@herald/shared/notification'
 import { callScript, defineScripts, type Redis } from '@herald/shared/redis/client'
 import type { RedisKeys } from '@herald/shared/redis/keys'
 
 export interface StoredAnswer {
   status: number
-  body: { id: string; channel: string; status: string }
+  /** `channel` for one notification; `recipient` and `children` for one sent to a recipient. */
+  body: {
+    id: string
+    status: string
+    channel?: string
+    recipient?: string
+    children?: Array<{ id: string; channel: string }>
+  }
   location: string
 }
 
@@ -19,10 +26,12 @@ export type Claim =
   | { kind: 'mismatch' }
   | { kind: 'busy' }
 
-export function fingerprint(input: NotificationInput): string {
-  return createHash('sha256')
-    .update(JSON.stringify([input.channel, input.to, input.subject ?? null, input.message]))
-    .digest('hex')
+export function fingerprint(input: NotificationRequest): string {
+  const fields =
+    'recipient' in input
+      ? ['recipient', input.recipient, input.channel ?? null, input.subject ?? null, input.message]
+      : [input.channel, input.to, input.subject ?? null, input.message]
+  return createHash('sha256').update(JSON.stringify(fields)).digest('hex')
 }
 
 export interface IdempotencyOptions {

@@ -1,5 +1,5 @@
 // The OpenAPI 3.1 document, generated from the same zod schemas that validate requests, so it cannot drift.
-import { messageLimits, requestSchemas } from '@herald/shared/notification'
+import { messageLimits, recipientRequestSchema, requestSchemas } from '@herald/shared/notification'
 import { z } from 'zod'
 import { alarmEventsOpenApi } from './openapi-alarm-events.ts'
 import { configOpenApi } from './openapi-config.ts'
@@ -9,6 +9,18 @@ export const acceptedSchema = z.object({
   id: z.string().describe('Time-ordered notification id (UUIDv7)'),
   channel: z.enum(['email', 'sms', 'slack', 'webhook']),
   status: z.literal('queued'),
+})
+
+const childSchema = z.object({
+  id: z.string().describe("The parent's id and the channel: `<parent id>.<channel>`"),
+  channel: z.enum(['email', 'sms', 'slack']),
+})
+
+export const acceptedFanOutSchema = z.object({
+  id: z.string().describe('The parent id (UUIDv7): GET it for every child and its status'),
+  recipient: z.string(),
+  status: z.literal('queued'),
+  children: z.array(childSchema).describe('One notification per channel, each with its own id'),
 })
 
 export const errorSchema = z.object({
@@ -27,10 +39,24 @@ export const statusSchema = z.object({
   updatedAt: z.string().optional(),
 })
 
+export const parentStatusSchema = z.object({
+  id: z.string(),
+  recipient: z.string(),
+  createdAt: z.string(),
+  children: z.array(statusSchema.extend({ channel: z.enum(['email', 'sms', 'slack']) })),
+})
+
 export const batchResultSchema = z.object({
   results: z.array(
     z.union([
       z.object({ index: z.number().int(), status: z.literal(202), id: z.string(), channel: z.string() }),
+      z.object({
+        index: z.number().int(),
+        status: z.literal(202),
+        id: z.string(),
+        recipient: z.string(),
+        children: z.array(childSchema),
+      }),
       z.object({
         index: z.number().int(),
         status: z.number().int(),
@@ -128,7 +154,7 @@ const forbidden = errorResponse('Not an admin key (API_KEYS entry name:key:admin
 
 export function buildOpenApi(options: { maxBatch: number }) {
   const notification = {
-    oneOf: (['email', 'sms', 'slack', 'webhook'] as const).map((c) => ({
+    oneOf: (['email', 'sms', 'slack', 'webhook', 'recipient'] as const).map((c) => ({
       $ref: `#/components/schemas/${c}Notification`,
     })),
   }
@@ -160,9 +186,12 @@ export function buildOpenApi(options: { maxBatch: number }) {
         smsNotification: json(requestSchemas.sms, 'input'),
         slackNotification: json(requestSchemas.slack, 'input'),
         webhookNotification: json(requestSchemas.webhook, 'input'),
+        recipientNotification: json(recipientRequestSchema, 'input'),
         Accepted: json(acceptedSchema),
+        AcceptedFanOut: json(acceptedFanOutSchema),
         Error: json(errorSchema),
         Status: json(statusSchema),
+        ParentStatus: json(parentStatusSchema),
         BatchResult: json(batchResultSchema),
         DeadLetter: json(deadLetterSchema),
         DeadLetterPage: json(deadLetterPageSchema),
@@ -179,7 +208,15 @@ export function buildOpenApi(options: { maxBatch: number }) {
           summary: 'Accept one notification',
           description:
             'Also accepts the body of seed 001 as an alias: `{"type": "EMAIL"|"SMS"|"SLACK", "receiver", "message"}` ' +
-            '(type = channel, receiver = to); its errors name `type` and `receiver`.',
+            '(type = channel, receiver = to); its errors name `type` and `receiver`.\n\n' +
+            'A body may name a `recipient` (an id of /api/v1/recipients) instead of `to`: it fans out to every ' +
+            'channel that person enabled, or only to `channel`, as one child notification per channel with ' +
+            'its own id (`<parent id>.<channel>`), addressed from the directory (email address, phone, Slack ' +
+            'destination). Email gets `subject` and `message`; SMS and Slack, which have no subject, get the ' +
+            'subject (when given) as the first line of the text, then `message`. The answer (202 once every ' +
+            'child is written) lists the children; GET the parent id for their statuses. A retry with the same ' +
+            'Idempotency-Key gives the same parent and child ids. Unknown recipient, channel not enabled, or a ' +
+            'text too long for one of its channels: 422 naming the field.',
           parameters: [
             {
               name: 'Idempotency-Key',
@@ -194,14 +231,26 @@ export function buildOpenApi(options: { maxBatch: number }) {
             '202': {
               description: 'Written to Kafka (acks=all): it will be delivered or dead-lettered',
               headers: { Location: { schema: { type: 'string' } } },
-              content: { 'application/json': { schema: { $ref: '#/components/schemas/Accepted' } } },
+              content: {
+                'application/json': {
+                  schema: {
+                    oneOf: [
+                      { $ref: '#/components/schemas/Accepted' },
+                      { $ref: '#/components/schemas/AcceptedFanOut' },
+                    ],
+                  },
+                },
+              },
             },
             '400': errorResponse('Invalid body: details name each field and reason'),
             ...commonErrors,
             '409': errorResponse('The same Idempotency-Key is still in flight', { retryAfter: true }),
             '413': errorResponse('Body too large'),
             '415': errorResponse('Body is not JSON'),
-            '422': errorResponse('Idempotency-Key reused with another body'),
+            '422': errorResponse(
+              'Idempotency-Key reused with another body (idempotency_key_reused), or a recipient that cannot ' +
+                'be reached as asked (recipient_unreachable: unknown id, channel not enabled, text too long)',
+            ),
             '503': errorResponse('Outcome unknown: retry with the same Idempotency-Key', {
               retryAfter: true,
             }),
@@ -237,8 +286,19 @@ export function buildOpenApi(options: { maxBatch: number }) {
           parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
           responses: {
             '200': {
-              description: 'Status, attempts, last error, timestamps',
-              content: { 'application/json': { schema: { $ref: '#/components/schemas/Status' } } },
+              description:
+                'Status, attempts, last error, timestamps; for a notification sent to a recipient, every child ' +
+                'with its channel and status',
+              content: {
+                'application/json': {
+                  schema: {
+                    oneOf: [
+                      { $ref: '#/components/schemas/Status' },
+                      { $ref: '#/components/schemas/ParentStatus' },
+                    ],
+                  },
+                },
+              },
             },
             '404': errorResponse('Unknown id'),
             '503': errorResponse('Status store unavailable', { retryAfter: true }),
