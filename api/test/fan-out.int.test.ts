@@ -261,6 +261,20 @@ describe('a notification for a recipient', () => {
     assert.deepEqual(replay.body, retry.body)
   })
 
+  test('a request refused for its recipient leaves its Idempotency-Key unused', async () => {
+    await apiReady
+    const headers = {
+      authorization: 'Bearer s3cret',
+      'content-type': 'application/json',
+      'idempotency-key': 'k-typo',
+    }
+    const typo = await api.call('POST', '/notification', { recipient: 'adda', message: 'x' }, headers)
+    assert.equal(typo.status, 422)
+    const fixed = await api.call('POST', '/notification', { recipient: 'ada', message: 'fixed' }, headers)
+    assert.equal(fixed.status, 202, JSON.stringify(fixed.body))
+    assert.equal(fixed.body.children.length, 2)
+  })
+
   test('a batch may name recipients: each fans out, and one that cannot be reached fails only its item', async () => {
     await apiReady
     const batch = await api.call('POST', '/notifications', [

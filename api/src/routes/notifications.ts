@@ -174,36 +174,42 @@ export function notificationRoutes(deps: NotificationRoutesDeps): Router {
   }
 
   /**
-   * What a request writes under `id`: one record, or, for a recipient, one child per channel whose id is
-   * derived from `id`. Throws the 422 of a recipient that cannot be reached.
+   * What a request writes under an id still to be chosen: one record, or, for a recipient, one child per
+   * channel whose id is derived from the parent's. The recipient is looked up now, like a validation: its
+   * 422 comes before any Idempotency-Key is taken, so a refused request leaves its key unused.
    */
-  function prepare(request: NotificationRequest, id: string): Prepared {
-    const createdAt = new Date().toISOString()
+  function plan(request: NotificationRequest): (id: string) => Prepared {
     if (!isRecipientInput(request)) {
-      const record = toRecord(request, id, createdAt)
-      return {
-        id,
-        records: [record],
-        answer: {
-          status: 202,
-          body: { id, channel: record.channel, status: 'queued' },
-          location: `/api/v1/notification/${id}`,
-        },
+      return (id) => {
+        const record = toRecord(request, id, new Date().toISOString())
+        return {
+          id,
+          records: [record],
+          answer: {
+            status: 202,
+            body: { id, channel: record.channel, status: 'queued' },
+            location: `/api/v1/notification/${id}`,
+          },
+        }
       }
     }
-    const records = childrenFor(request).map((child) =>
-      toRecord(child, childIdOf(id, child.channel as FanOutChild['channel']), createdAt),
-    )
-    const children = records.map((r) => ({ id: r.id, channel: r.channel as FanOutChild['channel'] }))
-    return {
-      id,
-      records,
-      answer: {
-        status: 202,
-        body: { id, recipient: request.recipient, status: 'queued', children },
-        location: `/api/v1/notification/${id}`,
-      },
-      link: { recipient: request.recipient, createdAt, children },
+    const inputs = childrenFor(request)
+    return (id) => {
+      const createdAt = new Date().toISOString()
+      const records = inputs.map((child) =>
+        toRecord(child, childIdOf(id, child.channel as FanOutChild['channel']), createdAt),
+      )
+      const children = records.map((r) => ({ id: r.id, channel: r.channel as FanOutChild['channel'] }))
+      return {
+        id,
+        records,
+        answer: {
+          status: 202,
+          body: { id, recipient: request.recipient, status: 'queued', children },
+          location: `/api/v1/notification/${id}`,
+        },
+        link: { recipient: request.recipient, createdAt, children },
+      }
     }
   }
 
@@ -218,10 +224,11 @@ export function notificationRoutes(deps: NotificationRoutesDeps): Router {
     const parsed = parseNotificationRequest(req.body, context)
     if (!parsed.ok) throw invalid(parsed.issues)
     const request = parsed.value
+    const prepare = plan(request)
     const headers = headersOf(req)
     const key = req.get('idempotency-key')
     if (key === undefined) {
-      const prepared = prepare(request, uuidv7())
+      const prepared = prepare(uuidv7())
       const writes = producer.sendMany(prepared.records.map((r) => recordMessage(r, headers)))
       const [outcomes] = await Promise.all([Promise.allSettled(writes), saveLink(prepared)])
       const failure = firstFailure(outcomes)
@@ -273,16 +280,6 @@ export function notificationRoutes(deps: NotificationRoutesDeps): Router {
         },
       )
     }
-    // The key's id: new, or the one an earlier write for this key carried (it may be in Kafka already).
-    // A recipient is looked up after the key was taken, so a retry of an accepted request is replayed
-    // even when the recipient changed or went away since; one that cannot be reached frees the key.
-    let prepared: Prepared
-    try {
-      prepared = prepare(request, claim.id)
-    } catch (error) {
-      await idempotency.release(user, key, claim.owner).catch(() => false)
-      throw error
-    }
     const budget = deadline - (Date.now() - started)
     if (budget < minWriteMs) {
       metrics.idempotency.inc({ result: 'out_of_time' })
@@ -292,6 +289,8 @@ export function notificationRoutes(deps: NotificationRoutesDeps): Router {
       throw outcomeUnknown(retryAfter)
     }
     metrics.idempotency.inc({ result: 'new' })
+    // The key's id: new, or the one an earlier write for this key carried (it may be in Kafka already).
+    const prepared = prepare(claim.id)
     const written = prepared.records.map((record) => {
       const { topic, message } = recordMessage(record, headers)
       return producer.track(topic, message.key, message.value, message.headers, budget)
@@ -341,7 +340,7 @@ export function notificationRoutes(deps: NotificationRoutesDeps): Router {
         return
       }
       try {
-        accepting.push({ index, prepared: prepare(parsed.value, uuidv7()) })
+        accepting.push({ index, prepared: plan(parsed.value)(uuidv7()) })
       } catch (error) {
         if (!(error instanceof ApiError)) throw error
         results[index] = { index, status: error.status, ...error.body }
