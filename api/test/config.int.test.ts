@@ -1,74 +1,37 @@
 // Recipients, templates and routes through the api, against the real broker: roles, validation, pages,
 // audit headers on the records, and a restarted api that reads them back.
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
-import { type Config, loadConfig } from '@herald/shared/config'
-import { createLogger } from '@herald/shared/logger'
+import { describe, test } from 'node:test'
 import { configTopicNames } from '@herald/shared/topics'
-import type { Admin, Kafka } from 'kafkajs'
-import { kafkaBrokers, redisUrl, requireServers } from '../../test/helpers.ts'
+import { startTestApi, type TestApi } from '../../test/support/api.ts'
 import { readConfigRecords } from '../../test/support/config-records.ts'
-import { deleteNamespace, namespace, testKafka } from '../../test/support/fixtures.ts'
-import { eventually } from '../../test/support/service-process.ts'
-import { type RunningApi, startApi } from '../src/server.ts'
+import { testContext } from '../../test/support/context.ts'
 
-const ns = namespace('api-config')
+const ctx = testContext()
+const ns = ctx.namespace('api-config')
 const admin = { authorization: 'Bearer s3cret', 'content-type': 'application/json' }
 const sender = { authorization: 'Bearer other', 'content-type': 'application/json' }
-const logger = createLogger({ service: 'api', level: 'silent' })
-let config: Config
-let api: RunningApi
-let kafka: Kafka
-let kafkaAdmin: Admin
+let api: TestApi
 
-async function startReadyApi(): Promise<RunningApi> {
-  const started = await startApi(config, logger)
-  await eventually(
-    'the api is ready (configuration loaded)',
-    async () => ((await fetch(`${started.url}/readyz`)).status === 200 ? true : undefined),
-    60_000,
-  )
-  return started
-}
-
-before(async () => {
-  await requireServers()
-  config = loadConfig(
-    {
-      KAFKA_BROKERS: kafkaBrokers(),
-      REDIS_URL: redisUrl(),
-      PORT: '0',
-      TOPIC_PREFIX: ns.prefix,
-      KEY_PREFIX: ns.prefix,
+const startReadyApi = () =>
+  startTestApi(ns, {
+    brokers: ctx.brokers,
+    redisUrl: ctx.redisUrl,
+    env: {
       TOPIC_PARTITIONS: '2',
       API_KEYS: 'ops:s3cret:admin,ci:other',
       PRODUCE_TIMEOUT_MS: '5000',
       SLACK_WEBHOOKS: JSON.stringify({ ops: 'http://127.0.0.1:9/services/T/B/ops' }),
     },
-    'api',
-  )
+  })
+const apiReady = ctx.ready.then(async () => {
   api = await startReadyApi()
-  kafka = testKafka(kafkaBrokers())
-  kafkaAdmin = kafka.admin()
-  await kafkaAdmin.connect()
-})
-
-after(async () => {
-  await api?.stop()
-  await deleteNamespace(kafkaAdmin, undefined, ns)
-  await kafkaAdmin?.disconnect()
+  ctx.teardown(() => api.stop())
 })
 
 async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = admin) {
-  const res = await fetch(`${api.url}/api/v1${path}`, {
-    method,
-    headers,
-    ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
-  })
-  const text = await res.text()
-  // biome-ignore lint/suspicious/noExplicitAny: JSON answers, checked field by field by the tests
-  const answer: Record<string, any> = text ? JSON.parse(text) : {}
-  return { status: res.status, body: answer }
+  await apiReady
+  return api.call(method, path, body, headers)
 }
 
 const ada = { name: 'Ada', email: 'ada@example.com', phone: '+14155550100', channels: ['email', 'sms'] }
@@ -134,7 +97,7 @@ describe('recipients', () => {
   })
 
   test('the records carry the API key name, the source and the host as headers', async () => {
-    const records = await readConfigRecords(kafka, configTopicNames(ns.prefix).recipients)
+    const records = await readConfigRecords(ctx.kafka, configTopicNames(ns.prefix).recipients)
     const ours = records.filter((r) => r.key === 'ada')
     assert.equal(ours.length, 2)
     for (const r of ours) {
