@@ -10,7 +10,8 @@
   KEYS[1]  the idempotency hash (fields: state, owner, fingerprint, id, until, answer)
   ARGV[1]  operation: begin | ack | release
   ARGV[2]  owner (a random token of the request that holds the key)
-  ARGV[3]  fingerprint of the request (sha256 of channel, to, subject, message)
+  ARGV[3]  fingerprint of the request (sha256 of channel, to, subject, message; or of recipient, channel,
+           subject, message for a notification sent to a recipient)
   ARGV[4]  pending window in ms: how long a holder's write may stay in flight before the holder is presumed
            dead (crashed) and another request may take the key over
   ARGV[5]  TTL of the whole key in seconds (24 h)
