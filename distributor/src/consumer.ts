@@ -106,6 +106,9 @@ type Finished =
   | { record: NotificationRecord; status: 'expired'; attempts: number }
   | { record: undefined; status: 'dead_lettered'; attempts: number; error: string; failureClass: string }
 
+/** The metadata of an offset this distributor mirrored to Kafka: only those may win over Redis at a claim. */
+const mirrorMetadata = (topicId: string): string => `herald-mirror:${topicId}`
+
 export class Distributor {
   readonly #deps: DistributorDeps
   readonly #log: Logger
@@ -215,6 +218,7 @@ export class Distributor {
       this.#log.error({ err: error, restart }, 'kafkajs consumer crashed')
       if (!restart) this.#crashed?.(error)
     })
+    this.#deps.redis.on('ready', this.#onRedisReady)
     await c.subscribe({ topic: this.#deps.topics.main, fromBeginning: true })
     this.#running = true
     await c.run({
@@ -239,6 +243,7 @@ export class Distributor {
   async #stopOnce(): Promise<{ abandoned: number }> {
     if (!this.#running) return { abandoned: 0 }
     this.#running = false
+    this.#deps.redis.off('ready', this.#onRedisReady)
     this.#lag.stop()
     const bound = setTimeout(
       () => this.#stop.abort(new Error('shutdown bound reached')),
@@ -254,6 +259,22 @@ export class Distributor {
       await this.#admin.disconnect().catch(() => {})
     }
     return { abandoned: this.#abandoned }
+  }
+
+  /**
+   * Redis is back after a disconnect. It may have lost its last writes (a crash before the AOF fsync, a
+   * failover to a replica that lagged) or everything (restarted empty): the offsets of the partitions held
+   * here are written again at once, so an idle partition does not keep an older offset (what lag metrics
+   * and the next claim read) until its next record. The advance writes only a higher offset.
+   */
+  readonly #onRedisReady = (): void => {
+    for (const state of this.#partitions.values()) {
+      if (state.fenced || state.recorded < 0) continue
+      state.recorded = -1
+      void this.#advance(state).catch((error: unknown) =>
+        this.#log.warn({ err: error, partition: state.partition }, 'recording the offset again failed'),
+      )
+    }
   }
 
   // --- Rule 1: claim on every join ---------------------------------------------------------------------
@@ -311,13 +332,18 @@ export class Distributor {
     if (!topicId || topicId !== this.#topicId) this.#finishedPrefix.clear()
     this.#topicId = topicId || undefined
     const claims = await this.#offsets.claim(partitions, `${this.#memberId}@${hostname()}`, topicId)
+    // The mirror in Kafka is read on every claim, not only when Redis has nothing: a Redis that failed over
+    // or crashed before its AOF was written may hold an offset behind the one it acknowledged and that was
+    // then mirrored. Only Herald's own mirror of this topic (its metadata says so) may win over Redis: an
+    // offset set by a tool (a reset to the latest) names no finished records.
     const committed = new Map<number, number>()
-    if (claims.some((c) => c.next === undefined)) {
-      const [offsets] = await this.#admin.fetchOffsets({ groupId: this.#deps.groupId, topics: [topic] })
-      for (const p of offsets?.partitions ?? []) {
-        const offset = Number(p.offset)
-        if (offset >= 0) committed.set(p.partition, offset)
-      }
+    const mirroredHere = new Set<number>()
+    const [offsets] = await this.#admin.fetchOffsets({ groupId: this.#deps.groupId, topics: [topic] })
+    for (const p of offsets?.partitions ?? []) {
+      const offset = Number(p.offset)
+      if (offset < 0) continue
+      committed.set(p.partition, offset)
+      if (topicId && p.metadata === mirrorMetadata(topicId)) mirroredHere.add(p.partition)
     }
     const bounds = new Map(
       (await this.#admin.fetchTopicOffsets(topic)).map((p) => [
@@ -354,6 +380,20 @@ export class Distributor {
             : 'log_start'
       let next = claim.next ?? fromKafka ?? low
       let recorded = claim.next ?? -1
+      if (
+        claim.next !== undefined &&
+        fromKafka !== undefined &&
+        mirroredHere.has(claim.partition) &&
+        fromKafka > next &&
+        fromKafka <= high
+      ) {
+        log.warn(
+          { stored: claim.next, committed: fromKafka },
+          'Redis holds less than the offset mirrored to Kafka (it lost its last writes: a crash before fsync, a failover): starting at the mirror',
+        )
+        next = fromKafka
+        source = 'kafka'
+      }
       const remembered = this.#finishedPrefix.get(claim.partition)
       if (
         !recreated &&
@@ -401,7 +441,12 @@ export class Distributor {
       this.#seekWithin(state, 'next', low)
       // Past what Redis holds (expired records, or what this process finished before): recorded at once, or a
       // partition with nothing more to fetch would never move its stored offset there.
-      if (state.tracker.next > next || source === 'memory') recordNow.push(state)
+      if (
+        state.tracker.next > next ||
+        source === 'memory' ||
+        (source === 'kafka' && claim.next !== undefined)
+      )
+        recordNow.push(state)
       next = state.tracker.next
       log.info({ next, source, token: claim.token, logStart: low, logEnd: high }, 'claimed partition')
     }
@@ -549,7 +594,7 @@ export class Distributor {
     heartbeat: () => Promise<void>,
     isStale: () => boolean,
   ): Promise<boolean> {
-    let finished: Array<{ offset: number; result: Finished }> = []
+    let finished: Array<{ offset: number; result: Finished; statusWritten?: boolean }> = []
     let deadLetters: DeadLetter[] = []
     const released: string[] = []
     let resumeAfterMs: number | undefined
@@ -712,7 +757,16 @@ export class Distributor {
     // written; then the offset may move over it. Each stage is done once: a dead letter Kafka acknowledged is
     // not written again when a later stage fails (Redis down); what failed is retried by the next flush.
     let cleanup: number[] = []
+    let flushingSince: number | undefined
     const flush = async (): Promise<void> => {
+      flushingSince = Date.now()
+      try {
+        await flushOnce()
+      } finally {
+        flushingSince = undefined
+      }
+    }
+    const flushOnce = async (): Promise<void> => {
       const results = finished
       const letters = deadLetters
       finished = []
@@ -725,7 +779,7 @@ export class Distributor {
         throw error
       }
       try {
-        await this.#recordOutcomes(results.map((f) => f.result))
+        await this.#recordOutcomes(results)
       } catch (error) {
         finished.unshift(...results)
         throw error
@@ -754,6 +808,15 @@ export class Distributor {
     // kafkajs heartbeats only from inside the handler: keep the membership alive during long batches. A
     // failed heartbeat means a rebalance is waiting (or the member was expired): stop starting deliveries.
     let done = false
+    // While a flush waits (on Kafka, for seconds when the broker is down), what finishes after it began gets
+    // its status written anyway (see #writeDeliveredStatuses).
+    const statusing = (async () => {
+      while (!done) {
+        await Promise.race([work.catch(() => {}), sleep(250)])
+        if (flushingSince !== undefined && Date.now() - flushingSince >= 250)
+          await this.#writeDeliveredStatuses(finished)
+      }
+    })()
     const beating = (async () => {
       while (!done) {
         // Not the stop signal's sleep: once it aborted, that one returns at once and this loop would spin.
@@ -787,7 +850,7 @@ export class Distributor {
     try {
       await work
       done = true
-      await beating
+      await Promise.all([beating, statusing])
       // Redis (or Kafka) unreachable: hold what finished, keep the membership alive, and record it once the
       // stores are back, rather than throwing it away to be delivered again. Give up only when the claim is
       // lost, a rebalance waits, or the shutdown bound is reached.
@@ -818,7 +881,7 @@ export class Distributor {
         this.#log.warn({ partition: batch.partition }, 'finished deliveries recorded again')
     } catch (error) {
       done = true
-      await beating
+      await Promise.all([beating, statusing])
       // kafkajs retries the batch: everything accepted and unfinished must be accepted again then.
       for (const m of messages) state.tracker.release(Number(m.offset))
       throw error
@@ -838,6 +901,42 @@ export class Distributor {
       return true
     }
     return false
+  }
+
+  async #writeStatuses(results: readonly Finished[]): Promise<void> {
+    const { statuses, channel } = this.#deps
+    await Promise.all(
+      results.map((r) =>
+        r.record === undefined
+          ? undefined
+          : statuses.set(r.record.id, r.status, 'move', {
+              channel: channel.name,
+              attempts: r.attempts,
+              ...('error' in r ? { lastError: r.error.slice(0, 500) } : {}),
+            }),
+      ),
+    )
+  }
+
+  /**
+   * Writes the statuses of deliveries that finished since the last flush began, ahead of it. A flush waits
+   * on Kafka (dead letters, events) before it writes statuses and the offset, and while the broker is
+   * down it waits for many seconds; meanwhile deliveries go on, and a replica that claims the partition
+   * (the group rebalances when the broker is back) would deliver them again. With their statuses final in
+   * Redis it skips them instead (sending the event the first one may not have sent). Only deliveries: a
+   * dead-lettered record is final only once its dead letter is in Kafka.
+   */
+  async #writeDeliveredStatuses(
+    entries: ReadonlyArray<{ result: Finished; statusWritten?: boolean }>,
+  ): Promise<void> {
+    const early = entries.filter((e) => !e.statusWritten && e.result.status === 'delivered')
+    if (early.length === 0 || this.#deps.redis.status !== 'ready') return
+    try {
+      await this.#writeStatuses(early.map((e) => e.result))
+      for (const e of early) e.statusWritten = true
+    } catch {
+      // Written by the flush, which holds the outcomes until it can.
+    }
   }
 
   #rememberOutcome(id: string, status: Status, attempts: number): void {
@@ -1090,22 +1189,18 @@ export class Distributor {
     this.#probeTimer.unref()
   }
 
-  /** Statuses (one Lua script each, pipelined) and one event per finished notification, acks=all. */
-  async #recordOutcomes(results: Finished[]): Promise<void> {
-    if (results.length === 0) return
-    const { metrics, statuses, channel } = this.#deps
+  /**
+   * Statuses (one Lua script each, pipelined; those written early by #writeDeliveredStatuses are skipped)
+   * and one event per finished notification, acks=all.
+   */
+  async #recordOutcomes(
+    entries: ReadonlyArray<{ result: Finished; statusWritten?: boolean }>,
+  ): Promise<void> {
+    if (entries.length === 0) return
+    const { metrics } = this.#deps
     const now = new Date().toISOString()
-    await Promise.all(
-      results.map((r) =>
-        r.record === undefined
-          ? undefined
-          : statuses.set(r.record.id, r.status, 'move', {
-              channel: channel.name,
-              attempts: r.attempts,
-              ...('error' in r ? { lastError: r.error.slice(0, 500) } : {}),
-            }),
-      ),
-    )
+    await this.#writeStatuses(entries.filter((e) => !e.statusWritten).map((e) => e.result))
+    const results = entries.map((e) => e.result)
     const events = results.flatMap((r) =>
       r.record === undefined
         ? []
@@ -1178,7 +1273,12 @@ export class Distributor {
     if (offset <= state.mirrored) return
     try {
       await this.#consumer.commitOffsets([
-        { topic: this.#deps.topics.main, partition: state.partition, offset: String(offset) },
+        {
+          topic: this.#deps.topics.main,
+          partition: state.partition,
+          offset: String(offset),
+          metadata: this.#topicId ? mirrorMetadata(this.#topicId) : null,
+        },
       ])
       state.mirrored = Math.max(state.mirrored, offset)
     } catch (error) {

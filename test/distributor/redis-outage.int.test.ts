@@ -199,3 +199,67 @@ test('Redis outages of 5 s and 30 s under steady load, with a replica stopped me
     client.disconnect()
   }
 })
+
+test('a replica that claims after Redis lost its last writes (a crash before fsync) does not deliver them again', async () => {
+  const ns = await setup('redis-rollback')
+  const topic = ns.topics.main('email')
+  const groupId = ns.groupId('email')
+  const records = Array.from({ length: 120 }, (_, i) =>
+    emailRecord(`${ns.prefix}-${i}`, `user${i % 12}@example.com`),
+  )
+  await produceRecords(ctx.producer, topic, records)
+  const first = distributor(ns, 'rollback-1', { CHANNEL: 'email' })
+  // Delivered, recorded in Redis and mirrored to Kafka.
+  await eventually('offsets recorded and mirrored at the log end', async () => {
+    const [stored, bounds, [mirror]] = await Promise.all([
+      storedOffsets(ctx.redis, channelGroup(ns, 'email')),
+      watermarks(ctx.admin, topic),
+      ctx.admin.fetchOffsets({ groupId, topics: [topic] }),
+    ])
+    const committed = new Map((mirror?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]))
+    for (const [partition, { high }] of bounds)
+      if (high > 0 && ((stored.get(partition) ?? -1) < high || (committed.get(partition) ?? -1) < high))
+        return undefined
+    return true
+  })
+  first.kill('SIGTERM')
+  assert.equal(await first.exited, 0)
+  // What a SIGKILLed Redis with `appendfsync everysec` loses: its last second of writes, here the offsets
+  // past the first records of each partition and the statuses that made those records final.
+  const keys = redisKeys(ns.prefix)
+  const offsetsKey = keys.offsets(groupId, topic)
+  for (const partition of (await watermarks(ctx.admin, topic)).keys())
+    await ctx.redis.hset(offsetsKey, String(partition), '5')
+  await ctx.redis.del(...records.map((r) => keys.status(r.id)))
+  const second = distributor(ns, 'rollback-2', { CHANNEL: 'email' })
+  await claimed(second)
+  await eventually('offsets at the log end', () => offsetsAtLogEnd(ctx.redis, ns, 'email'))
+  const counts = countBy(ctx.deliveredIds(ns))
+  assert.deepEqual(
+    records.filter((r) => counts.get(r.id) !== 1).map((r) => `${r.id} x${counts.get(r.id) ?? 0}`),
+    [],
+    'every record delivered exactly once',
+  )
+})
+
+test('when Redis comes back empty, the offsets of idle partitions are written again without waiting for a record', async () => {
+  const { server, url, client } = await privateRedis()
+  const ns = await setup('redis-empty-idle')
+  try {
+    const records = Array.from({ length: 40 }, (_, i) =>
+      emailRecord(`${ns.prefix}-${i}`, `user${i % 8}@example.com`),
+    )
+    await produceRecords(ctx.producer, ns.topics.main('email'), records)
+    const d = distributor(ns, 'empty-idle', { CHANNEL: 'email', REDIS_URL: url })
+    await eventually('offsets at the log end', () => offsetsAtLogEnd(client, ns, 'email'))
+    await crash(server)
+    rmSync(join(server.dataDir, 'redis-data'), { recursive: true, force: true })
+    await startRedis(server)
+    // No record arrives: only the distributor can put the offsets back (lag metrics and the next claim
+    // read them).
+    await eventually('offsets written again', () => offsetsAtLogEnd(client, ns, 'email'), 30_000)
+    assert.equal(d.child.exitCode, null, 'the distributor still runs')
+  } finally {
+    client.disconnect()
+  }
+})
