@@ -74,6 +74,8 @@ export function createApp(deps: AppDeps): express.Express {
   app.use((req: Request, res: Response, next: NextFunction) => {
     const started = performance.now()
     const route = routeOf(req.path) ?? 'unknown'
+    metrics.requestsInFlight.inc({ route })
+    res.on('close', () => metrics.requestsInFlight.dec({ route }))
     res.on('finish', () => {
       metrics.requests.inc({ route, method: req.method, status: String(res.statusCode) })
       metrics.requestDuration.observe({ route }, (performance.now() - started) / 1000)

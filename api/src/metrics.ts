@@ -1,6 +1,6 @@
 // The api's Prometheus metrics, all defined here. Names: herald_<thing>_<unit>, counters _total.
 import { channels } from '@herald/shared/config'
-import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client'
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 
 export function createApiMetrics() {
   const registry = new Registry()
@@ -11,6 +11,12 @@ export function createApiMetrics() {
       name: 'herald_http_requests_total',
       help: 'HTTP requests by route, method and status.',
       labelNames: ['route', 'method', 'status'] as const,
+      registers: [registry],
+    }),
+    requestsInFlight: new Gauge({
+      name: 'herald_http_requests_in_flight',
+      help: 'HTTP requests received and not answered yet, by route (a shutdown waits for them).',
+      labelNames: ['route'] as const,
       registers: [registry],
     }),
     requestDuration: new Histogram({

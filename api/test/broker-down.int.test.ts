@@ -5,7 +5,6 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { connect } from 'node:net'
 import { after, before, test } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { loadConfig } from '@herald/shared/config'
 import { createLogger } from '@herald/shared/logger'
 import { createRedis, type Redis } from '@herald/shared/redis/client'
@@ -277,9 +276,14 @@ test('the api process stops on SIGTERM: no new connections, requests in flight a
     let inFlight: Array<Promise<number | string>>
     try {
       inFlight = Array.from({ length: 5 }, send)
-      await sleep(300)
+      // All five received (waiting on the frozen broker) before the signal, however loaded the machine.
+      await eventually('five requests in flight', async () => {
+        const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+        const match = /^herald_http_requests_in_flight\{route="\/api\/v1\/notification"\} (\d+)/m.exec(text)
+        return Number(match?.[1]) === 5 ? true : undefined
+      })
       service.kill('SIGTERM')
-      await service.waitForLog((l) => String(l.msg).startsWith('shutting down'), 5000)
+      await service.waitForLog((l) => String(l.msg).startsWith('shutting down'), 30_000)
       assert.equal(await connects(port), false, 'no new connections once stopping')
     } finally {
       process.kill(pid, 'SIGCONT')
