@@ -32,6 +32,8 @@ export interface KafkaInstance {
   dataDir: string
   /** Extra broker settings for this instance (tests: e.g. a shorter session timeout floor). */
   overrides?: Record<string, string>
+  /** The KRaft cluster id to format storage with; the nodes of one cluster share it (default: a new one). */
+  clusterId?: string
 }
 
 export interface StartResult {
@@ -160,10 +162,7 @@ function writeServerProperties(instance: KafkaInstance): string {
 function formatStorage(libs: string, instance: KafkaInstance, configFile: string): void {
   const { logDir } = paths(instance)
   if (existsSync(join(logDir, 'meta.properties'))) return
-  // A cluster id is a base64url UUID without padding: 16 random bytes. One that starts with '-' would be
-  // read as an option by the storage tool, so draw again (Kafka's own generator avoids those too).
-  let clusterId = randomBytes(16).toString('base64url')
-  while (clusterId.startsWith('-')) clusterId = randomBytes(16).toString('base64url')
+  const clusterId = instance.clusterId ?? newClusterId()
   try {
     execFileSync(
       javaCommand(),
@@ -184,6 +183,16 @@ function formatStorage(libs: string, instance: KafkaInstance, configFile: string
     if (e.code === 'ENOENT') throw new Error('java is not installed (Java 17 or newer runs the Kafka broker)')
     throw new Error(`formatting Kafka storage failed:\n${e.stdout ?? ''}${e.stderr ?? ''}`)
   }
+}
+
+/**
+ * A new KRaft cluster id: a base64url UUID without padding (16 random bytes). One that starts with '-' would
+ * be read as an option by the storage tool, so draw again (Kafka's own generator avoids those too).
+ */
+export function newClusterId(): string {
+  let id = randomBytes(16).toString('base64url')
+  while (id.startsWith('-')) id = randomBytes(16).toString('base64url')
+  return id
 }
 
 /** True once the broker takes a produce with acks=all and a group consumer reads the record back. */
@@ -207,7 +216,15 @@ export async function isKafkaReady(brokers: string, timeoutMs = 20_000): Promise
     const topics = await admin.listTopics()
     if (!topics.includes(topic)) {
       await admin.createTopics({
-        topics: [{ topic, numPartitions: 1, replicationFactor: 1 }],
+        // min.insync.replicas 1: a cluster's brokers may default to 2, which a one-replica topic never meets.
+        topics: [
+          {
+            topic,
+            numPartitions: 1,
+            replicationFactor: 1,
+            configEntries: [{ name: 'min.insync.replicas', value: '1' }],
+          },
+        ],
         waitForLeaders: true,
       })
     }

@@ -8,6 +8,8 @@ import { isPortOpen, isRunning, livePid, spawnDetached, stopProcess, tailOf, wai
 export interface RedisInstance {
   port: number
   dataDir: string
+  /** More redis-server options (a Redis Cluster node: --cluster-enabled yes ...). */
+  extraArgs?: string[]
 }
 
 function paths(instance: RedisInstance) {
@@ -126,6 +128,7 @@ export async function startRedis(
     'yes',
     '--loglevel',
     'notice',
+    ...(instance.extraArgs ?? []),
   ]
   const pid = spawnDetached(server, args, logFile, pidFile)
   log(`Redis starting (pid ${pid}, ${marker}, log ${logFile})`)
