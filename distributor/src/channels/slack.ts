@@ -45,10 +45,13 @@ export function classifySlackError(error: unknown, retryAfterMs?: number): Deliv
 }
 
 export function createSlackChannel(options: SlackOptions): Channel {
+  const known = (name: string) => Object.hasOwn(options.webhooks, name)
   return {
     name: 'slack',
+    // Each webhook is revoked or archived on its own: failures count against the destination's breaker.
+    destinationOf: (record) => (known(record.to) ? record.to : undefined),
     async send(record: NotificationRecord, signal: AbortSignal): Promise<SendResult> {
-      const url = options.webhooks[record.to]
+      const url = known(record.to) ? options.webhooks[record.to] : undefined
       if (!url) {
         throw new DeliveryError(
           'permanent',
