@@ -22,7 +22,8 @@ import {
   topicSpecs,
 } from '@herald/shared/topics'
 import { Partitioners } from 'kafkajs'
-import { createApp } from './app.ts'
+import type { Registry } from 'prom-client'
+import { type AppDeps, type ClusterView, createApp, type Readiness, readinessOf } from './app.ts'
 import { IdempotencyStore } from './idempotency.ts'
 import { createApiMetrics } from './metrics.ts'
 import { NotificationProducer } from './producer.ts'
@@ -33,16 +34,24 @@ export interface RunningApi {
   url: string
   /** Stops accepting, finishes requests in flight, flushes the producer, closes connections. */
   stop(): Promise<void>
+  /** This process's readiness (what /readyz answers when it is alone). */
+  readiness(): Promise<Readiness>
+  /** This process's metrics. */
+  registry: Registry
 }
 
 export async function startApi(
   config: Config,
   logger: Logger,
-  options: { leakForTests?: boolean } = {},
+  options: { leakForTests?: boolean; cluster?: ClusterView } = {},
 ): Promise<RunningApi> {
   const deadline = config.kafka.produceTimeoutMs
 
-  const redis = createRedis(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false })
+  const redis = createRedis(
+    config.redisUrl,
+    { maxRetriesPerRequest: 1, enableOfflineQueue: false },
+    config.redisClusterNodes,
+  )
   redis.on('error', (error) => logger.debug({ err: error }, 'redis connection error'))
   defineScripts(redis, sharedScripts)
   await redis.connect().catch((error: unknown) => {
@@ -146,7 +155,7 @@ export async function startApi(
   const keys = redisKeys(config.keyPrefix)
   const deadLetters = new DeadLetterStore(kafka, names, new StatusStore(redis, keys, config.statusTtlSeconds))
   let kafkaCheck = { at: 0, ok: true }
-  const app = createApp({
+  const deps: AppDeps = {
     config,
     producer,
     redis,
@@ -160,6 +169,7 @@ export async function startApi(
     deadLetters,
     configStores,
     ...(options.leakForTests ? { leakForTests: true } : {}),
+    ...(options.cluster ? { cluster: options.cluster } : {}),
     logger,
     kafkaReady: async () => {
       if (Date.now() - kafkaCheck.at < 1000) return kafkaCheck.ok
@@ -170,7 +180,8 @@ export async function startApi(
       kafkaCheck = { at: Date.now(), ok }
       return ok
     },
-  })
+  }
+  const app = createApp(deps)
   const server = app.listen(config.port, '0.0.0.0')
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve)
@@ -184,6 +195,8 @@ export async function startApi(
     server,
     port,
     url: `http://127.0.0.1:${port}`,
+    registry: metrics.registry,
+    readiness: () => readinessOf(deps),
     async stop() {
       server.close()
       server.closeIdleConnections()

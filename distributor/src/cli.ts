@@ -86,7 +86,7 @@ async function main(argv: string[]): Promise<number> {
   const config = loadConfig(process.env, 'tool')
   const logger = createLogger({ service: 'herald-cli', level: 'fatal' })
   const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'herald-cli', logger })
-  const redis = createRedis(config.redisUrl)
+  const redis = createRedis(config.redisUrl, {}, config.redisClusterNodes)
   defineScripts(redis, sharedScripts)
   try {
     await redis.connect()

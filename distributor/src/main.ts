@@ -43,7 +43,7 @@ export async function main(options: DistributorMainOptions = {}): Promise<void> 
   const logger = createLogger({ service: 'distributor', level: config.logLevel, channel: channelName })
   if (options.warning) logger.warn(options.warning)
 
-  const redis = createRedis(config.redisUrl)
+  const redis = createRedis(config.redisUrl, {}, config.redisClusterNodes)
   redis.on('error', (error) => logger.warn({ err: error }, 'redis connection error'))
   defineScripts(redis, sharedScripts)
   await redis.connect()

@@ -24,6 +24,18 @@ const brokerList = z
   )
   .pipe(z.array(z.string().regex(/^[^\s:]+:\d+$/, 'each broker is host:port')).min(1))
 
+// Empty unless set: then Herald talks to a Redis Cluster through these seed nodes instead of REDIS_URL's server.
+const redisClusterNodes = z
+  .string()
+  .default('')
+  .transform((v) =>
+    v
+      .split(',')
+      .map((n) => n.trim())
+      .filter(Boolean),
+  )
+  .pipe(z.array(z.string().regex(/^[^\s:]+:\d+$/, 'each node is host:port')))
+
 /** What an API key may do: send notifications, or also read and replay dead letters. */
 export const apiKeyRoles = ['sender', 'admin'] as const
 export type ApiKeyRole = (typeof apiKeyRoles)[number]
@@ -141,7 +153,19 @@ const envSchema = z.object({
   REDIS_URL: z
     .url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' })
     .default('redis://127.0.0.1:6379'),
+  REDIS_CLUSTER_NODES: redisClusterNodes,
   PORT: port(8080),
+  API_WORKERS: z
+    .string()
+    .default('1')
+    .transform((v, ctx): number | 'auto' => {
+      const text = v.trim().toLowerCase()
+      if (text === 'auto') return 'auto'
+      const n = /^\d+$/.test(text) ? Number(text) : Number.NaN
+      if (n >= 1 && n <= 256) return n
+      ctx.addIssue({ code: 'custom', message: 'must be auto or a number of workers from 1 to 256' })
+      return z.NEVER
+    }),
   CHANNEL: z
     .string()
     .optional()
@@ -200,7 +224,9 @@ type Env = z.output<typeof envSchema>
  */
 const quotable = new Set([
   'KAFKA_BROKERS',
+  'REDIS_CLUSTER_NODES',
   'PORT',
+  'API_WORKERS',
   'CHANNEL',
   'METRICS_PORT',
   'TOPIC_PARTITIONS',
@@ -229,7 +255,11 @@ const quotable = new Set([
 export interface Config {
   kafka: { brokers: string[]; sessionTimeoutMs: number; produceTimeoutMs: number }
   redisUrl: string
+  /** Seed nodes (host:port) of a Redis Cluster; empty: the one server at redisUrl. */
+  redisClusterNodes: readonly string[]
   port: number
+  /** api processes sharing the port (node:cluster); `auto`: the cores the process may use. 1: no cluster. */
+  apiWorkers: number | 'auto'
   channel: Channel | undefined
   metricsPort: number
   topics: { prefix: string; partitions: number; replication: number }
@@ -325,7 +355,9 @@ export function loadConfig(
       produceTimeoutMs: e.PRODUCE_TIMEOUT_MS,
     },
     redisUrl: e.REDIS_URL,
+    redisClusterNodes: e.REDIS_CLUSTER_NODES,
     port: e.PORT,
+    apiWorkers: e.API_WORKERS,
     channel: e.CHANNEL,
     metricsPort: e.METRICS_PORT,
     topics: { prefix: e.TOPIC_PREFIX, partitions: e.TOPIC_PARTITIONS, replication: e.TOPIC_REPLICATION },

@@ -2,20 +2,53 @@
 // ioredis defineCommand; a script named `name-<numKeys>.lua` becomes the command `name`.
 import { readdirSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { type ChainableCommander, Redis, type RedisOptions } from 'ioredis'
+import { type ChainableCommander, Cluster, Redis, type RedisOptions } from 'ioredis'
 import type { Logger } from '../logger.ts'
 
 export type { Redis }
 
-export function createRedis(url: string, options: RedisOptions = {}): Redis {
-  return new Redis(url, {
-    lazyConnect: true,
-    enableAutoPipelining: true,
+const retryDelay = (times: number) => Math.min(times * 200, 2000)
+
+/**
+ * A client of one Redis server at `url`, or with `clusterNodes` (host:port, e.g. from REDIS_CLUSTER_NODES) a
+ * Redis Cluster client; credentials and TLS then come from `url`. Both are typed as Redis: the Cluster
+ * client has every command Herald calls, defineCommand, pipelines (within one slot: each script's keys
+ * share a hash tag), status, connect and quit.
+ */
+export function createRedis(
+  url: string,
+  options: RedisOptions = {},
+  clusterNodes: readonly string[] = [],
+): Redis {
+  const base: RedisOptions = {
     maxRetriesPerRequest: 2,
     connectTimeout: 2000,
-    retryStrategy: (times) => Math.min(times * 200, 2000),
+    retryStrategy: retryDelay,
     ...options,
-  })
+  }
+  if (clusterNodes.length === 0) {
+    return new Redis(url, { lazyConnect: true, enableAutoPipelining: true, ...base })
+  }
+  const { username, password, protocol } = new URL(url)
+  const cluster = new Cluster(
+    clusterNodes.map((node) => {
+      const at = node.lastIndexOf(':')
+      return { host: node.slice(0, at), port: Number(node.slice(at + 1)) }
+    }),
+    {
+      lazyConnect: true,
+      enableAutoPipelining: true,
+      enableOfflineQueue: options.enableOfflineQueue ?? true,
+      clusterRetryStrategy: retryDelay,
+      redisOptions: {
+        ...base,
+        ...(username ? { username: decodeURIComponent(username) } : {}),
+        ...(password ? { password: decodeURIComponent(password) } : {}),
+        ...(protocol === 'rediss:' ? { tls: {} } : {}),
+      },
+    },
+  )
+  return cluster as unknown as Redis
 }
 
 /** Registers every `<name>-<numKeys>.lua` file of `dir` (a file URL) as a command; returns their names. */
