@@ -36,6 +36,43 @@ export interface AppDeps {
   /** Is Kafka reachable? (cached by the caller; /readyz fails when not) */
   kafkaReady: () => Promise<boolean>
   maxBatch?: number
+  /** In a cluster worker (API_WORKERS > 1): /metrics and /readyz answer for every worker. */
+  cluster?: ClusterView
+}
+
+/** What /readyz answers: 200 when ready, else 503, with the body. */
+export interface Readiness {
+  ready: boolean
+  body: Record<string, unknown>
+}
+
+/** A cluster worker's view of the whole api (api/src/cluster.ts). */
+export interface ClusterView {
+  /** Sent in a Herald-Worker header on every answer. */
+  workerId: number
+  /** Every worker's metrics, summed (Prometheus text). */
+  metrics(): Promise<string>
+  /** Ready when every worker is. */
+  readiness(): Promise<Readiness>
+}
+
+/** This process's readiness: Kafka reachable and configuration loaded; Redis down is reported, not fatal. */
+export async function readinessOf(
+  deps: Pick<AppDeps, 'kafkaReady' | 'redis' | 'configStores'>,
+): Promise<Readiness> {
+  const kafka = await deps.kafkaReady().catch(() => false)
+  const redis = deps.redis.status === 'ready' ? 'ok' : 'degraded'
+  const stores = deps.configStores ? configStoresReady(deps.configStores) : true
+  const ready = kafka && stores
+  return {
+    ready,
+    body: {
+      status: ready ? 'ready' : 'not_ready',
+      kafka: kafka ? 'ok' : 'unreachable',
+      redis,
+      ...(deps.configStores ? { config: stores ? 'loaded' : 'loading' } : {}),
+    },
+  }
 }
 
 const routes: Record<string, string[]> = {
@@ -83,6 +120,14 @@ export function createApp(deps: AppDeps): express.Express {
     next()
   })
 
+  if (deps.cluster) {
+    const worker = String(deps.cluster.workerId)
+    app.use((_req: Request, res: Response, next: NextFunction) => {
+      res.setHeader('herald-worker', worker)
+      next()
+    })
+  }
+
   if (deps.leakForTests) {
     const retained: Buffer[] = []
     app.use((_req: Request, _res: Response, next: NextFunction) => {
@@ -96,19 +141,19 @@ export function createApp(deps: AppDeps): express.Express {
     res.json({ status: 'ok' })
   })
   app.get('/readyz', async (_req, res) => {
-    const kafka = await deps.kafkaReady().catch(() => false)
-    const redis = deps.redis.status === 'ready' ? 'ok' : 'degraded'
-    const stores = deps.configStores ? configStoresReady(deps.configStores) : true
-    const ready = kafka && stores
-    res.status(ready ? 200 : 503).json({
-      status: ready ? 'ready' : 'not_ready',
-      kafka: kafka ? 'ok' : 'unreachable',
-      redis,
-      ...(deps.configStores ? { config: stores ? 'loaded' : 'loading' } : {}),
-    })
+    const { ready, body } = deps.cluster
+      ? await deps.cluster.readiness().catch(() => ({ ready: false, body: { status: 'not_ready' } }))
+      : await readinessOf(deps)
+    res.status(ready ? 200 : 503).json(body)
   })
   app.get('/metrics', async (_req, res) => {
-    res.type(metrics.registry.contentType).send(await metrics.registry.metrics())
+    if (!deps.cluster) {
+      res.type(metrics.registry.contentType).send(await metrics.registry.metrics())
+      return
+    }
+    const text = await deps.cluster.metrics().catch(() => undefined)
+    if (text === undefined) res.status(503).type('text/plain').send('metrics of every worker unavailable\n')
+    else res.type(metrics.registry.contentType).send(text)
   })
   app.get('/api/v1/openapi.json', (_req, res) => {
     res.json(openapi)

@@ -1,8 +1,12 @@
 // The api process: npm run api. The only module that reads the environment and handles signals.
+// API_WORKERS > 1: this process becomes a node:cluster primary (cluster.ts) and each worker runs this same
+// entry again, taking the single-process path below with cluster hooks.
+import cluster from 'node:cluster'
 import { loadConfig } from '@herald/shared/config'
 import { ConfigError } from '@herald/shared/errors'
 import { createLogger } from '@herald/shared/logger'
 import dotenv from 'dotenv'
+import { clusterWorker, runPrimary, workerCount } from './cluster.ts'
 import { startApi } from './server.ts'
 
 dotenv.config({ quiet: true })
@@ -24,14 +28,27 @@ export async function main(options: ApiMainOptions = {}): Promise<void> {
     }
     throw error
   }
-  const logger = createLogger({ service: 'api', level: config.logLevel })
-  if (config.apiKeys.size === 0) {
-    logger.warn('API_KEYS is empty: the api accepts notifications from anyone (set API_KEYS=name:key,...)')
+  const root = createLogger({ service: 'api', level: config.logLevel })
+  const workers = cluster.isPrimary ? workerCount(config.apiWorkers) : 1
+  // Said once: by the single process or by the primary, not by every worker.
+  if (cluster.isPrimary && config.apiKeys.size === 0) {
+    root.warn('API_KEYS is empty: the api accepts notifications from anyone (set API_KEYS=name:key,...)')
   }
+  if (workers > 1) {
+    runPrimary({
+      workers,
+      shutdownTimeoutMs: config.shutdownTimeoutMs,
+      logger: root.child({ role: 'primary' }),
+    })
+    return
+  }
+  const worker = cluster.isWorker ? clusterWorker() : undefined
+  const logger = worker ? root.child({ worker: worker.view.workerId, pid: process.pid }) : root
   const leakForTests = options.leakForTests === true
   if (leakForTests) logger.warn('TEST-ONLY LEAK: this api retains 64 KiB per request')
-  const api = await startApi(config, logger, { leakForTests })
+  const api = await startApi(config, logger, { leakForTests, ...(worker ? { cluster: worker.view } : {}) })
   logger.info({ port: api.port }, `api listening on http://127.0.0.1:${api.port}`)
+  worker?.serve(api)
 
   let stopping = false
   const shutdown = async (signal: string) => {

@@ -198,12 +198,14 @@ export async function startApi(
     registry: metrics.registry,
     readiness: () => readinessOf(deps),
     async stop() {
-      server.close()
+      // 'close' comes once every connection ended, so requests in flight (even one whose body is still
+      // arriving) are answered first. A keep-alive connection busy at close() would stay open after its
+      // answer until keepAliveTimeout: connections are closed as they become idle.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()))
       server.closeIdleConnections()
-      await new Promise<void>((resolve) => {
-        if (!server.listening) resolve()
-        server.once('close', () => resolve())
-      })
+      const sweep = setInterval(() => server.closeIdleConnections(), 100)
+      await closed
+      clearInterval(sweep)
       await producer.drain()
       storesAbort.abort()
       await stopConfigStores(configStores)
