@@ -181,6 +181,16 @@ function isLeaderError(error: unknown): boolean {
  * controller just created is listed before its broker leads it: metadata and ListOffsets fail with the
  * errors above for a moment, which this waits out for at most `timeoutMs`.
  */
+/**
+ * On a cluster, the broker kafkajs asks for offsets may not know a just-created topic's partitions yet
+ * (metadata reaches the brokers one by one): kafkajs then sends an empty ListOffsets and fails reading its
+ * answer with a TypeError. That is "not listed yet"; anything else is thrown.
+ */
+function noOffsetsYet(error: unknown): never[] {
+  if (error instanceof TypeError) return []
+  throw error
+}
+
 export async function waitForLeaders(
   admin: Admin,
   topics: readonly string[],
@@ -197,7 +207,8 @@ export async function waitForLeaders(
       if (leaderless.length === 0) {
         const listed = await Promise.all(
           metadata.topics.map(
-            async (t) => (await admin.fetchTopicOffsets(t.name)).length === t.partitions.length,
+            async (t) =>
+              (await admin.fetchTopicOffsets(t.name).catch(noOffsetsYet)).length === t.partitions.length,
           ),
         )
         if (listed.every(Boolean)) return
