@@ -162,8 +162,13 @@ async function startRedisCluster(stack: ClusterStack, log: (line: string) => voi
       60_000,
     )
   }
-  await waitFor('Redis Cluster', async () => redisClusterOk(stack), { timeoutMs: 60_000, intervalMs: 500 })
+  await waitForRedisCluster(stack)
   return startedAny
+}
+
+/** Waits until every node of the Redis Cluster sees all nodes and every slot served (after a failover too). */
+export function waitForRedisCluster(stack: ClusterStack, timeoutMs = 60_000): Promise<void> {
+  return waitFor('Redis Cluster', async () => redisClusterOk(stack), { timeoutMs, intervalMs: 500 })
 }
 
 /** Starts (or reuses) both clusters; returns once Kafka takes acks=all writes and Redis serves every slot. */

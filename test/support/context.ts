@@ -10,6 +10,7 @@ import type { Admin, Kafka, Producer } from 'kafkajs'
 import type { Sandbox } from '../../dev/standins/index.ts'
 import { type SmtpStandIn, startSmtpStandIn } from '../../dev/standins/smtp.ts'
 import { kafkaBrokers, type PrivateStack, redisUrl, requireServers, startPrivateStack } from '../helpers.ts'
+import { redisClusterNodes, spanNodes } from './cluster.ts'
 import {
   createTopics,
   deleteNamespace,
@@ -115,7 +116,9 @@ export function testContext(options: ContextOptions = {}): TestContext {
       admin = kafka.admin()
       await admin.connect()
       producer = await newProducer(kafka)
-      redis = createRedis(redisAddress())
+      const clusterNodes = stack ? [] : redisClusterNodes()
+      redis = createRedis(redisAddress(), {}, clusterNodes)
+      if (clusterNodes.length > 0) spanNodes(redis)
       defineScripts(redis, sharedScripts)
       await redis.connect()
       started()

@@ -20,7 +20,7 @@ export function namespace(label: string): TestNamespace {
 }
 
 export function testKafka(brokers: string): Kafka {
-  return new Kafka({ clientId: 'herald-test', brokers: [brokers], logLevel: logLevel.NOTHING })
+  return new Kafka({ clientId: 'herald-test', brokers: brokers.split(','), logLevel: logLevel.NOTHING })
 }
 
 /**
@@ -34,11 +34,13 @@ export async function createTopics(
   partitions: number,
   brokers: string,
 ): Promise<void> {
+  // 1 on the single-node stack; npm run test:cluster sets 3.
+  const replication = Number(process.env.TOPIC_REPLICATION ?? 1)
   await ensureTopics(admin, {
-    specs: topicSpecs(ns.topics, ['email', 'sms', 'slack'], 1),
+    specs: topicSpecs(ns.topics, ['email', 'sms', 'slack'], replication),
     partitions,
-    replication: 1,
-    brokers: [brokers],
+    replication,
+    brokers: brokers.split(','),
     logger: createLogger({ service: 'test', level: 'silent' }),
   })
 }
@@ -147,6 +149,9 @@ export function serviceEnv(
     SHUTDOWN_TIMEOUT_MS: '5000',
     RETRY_BASE_MS: '100',
     LOG_LEVEL: 'info',
+    // On the clustered stack (npm run test:cluster): the Redis Cluster and replicated topics.
+    ...(process.env.REDIS_CLUSTER_NODES ? { REDIS_CLUSTER_NODES: process.env.REDIS_CLUSTER_NODES } : {}),
+    ...(process.env.TOPIC_REPLICATION ? { TOPIC_REPLICATION: process.env.TOPIC_REPLICATION } : {}),
     ...standIns,
     ...extra,
   }
