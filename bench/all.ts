@@ -1,10 +1,10 @@
-// npm run bench [-- --record]: the four benchmarks one after another, each in a process of its own, with the
+// npm run bench [-- --record]: the benchmarks one after another, each in a process of its own, with the
 // same arguments (--record appends every one's section to docs/BENCHMARKS.md). Stops at the first failure.
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { repoRoot } from '../dev/lib/process.ts'
 
-for (const script of ['api-ingest.ts', 'pipeline.ts', 'e2e.ts', 'scaling.ts']) {
+for (const script of ['api-ingest.ts', 'api-workers.ts', 'pipeline.ts', 'e2e.ts', 'scaling.ts']) {
   const run = spawnSync(process.execPath, [join(repoRoot, 'bench', script), ...process.argv.slice(2)], {
     stdio: 'inherit',
     cwd: repoRoot,
