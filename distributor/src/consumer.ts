@@ -66,6 +66,8 @@ export interface DistributorDeps {
 
 /** How many finished ids a distributor remembers to fold repeats of one id before its status is written. */
 const recentOutcomesKept = 50_000
+/** Statuses written again when Redis is back: more than a few seconds of outcomes, what a failover can lose. */
+const statusesRewritten = 10_000
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
@@ -92,6 +94,8 @@ interface PartitionState {
   joinSeq: number
   /** Highest offset that may be noted in Redis as finished beyond next (-1: none), so the set is pruned. */
   notedMax: number
+  /** A claim again in progress after Redis lost the token (one at a time: two would fence each other). */
+  reclaiming?: Promise<void>
 }
 
 type Finished =
@@ -218,7 +222,6 @@ export class Distributor {
       this.#log.error({ err: error, restart }, 'kafkajs consumer crashed')
       if (!restart) this.#crashed?.(error)
     })
-    this.#deps.redis.on('ready', this.#onRedisReady)
     await c.subscribe({ topic: this.#deps.topics.main, fromBeginning: true })
     this.#running = true
     await c.run({
@@ -227,6 +230,7 @@ export class Distributor {
       partitionsConsumedConcurrently: Math.max(1, this.#deps.config.topics.partitions),
       eachBatch: (payload) => this.#onBatch(payload),
     })
+    this.#deps.redis.on('ready', this.#onRedisReady)
     this.#lag.start(this.#deps.config.lagIntervalMs)
   }
 
@@ -265,16 +269,36 @@ export class Distributor {
    * Redis is back after a disconnect. It may have lost its last writes (a crash before the AOF fsync, a
    * failover to a replica that lagged) or everything (restarted empty): the offsets of the partitions held
    * here are written again at once, so an idle partition does not keep an older offset (what lag metrics
-   * and the next claim read) until its next record. The advance writes only a higher offset.
+   * and the next claim read) until its next record; the advance writes only a higher offset. The statuses
+   * of the latest outcomes are written again too (a final status is never changed): a claim that starts
+   * at the mirror skips records whose statuses Redis lost, and nothing else would write them.
    */
   readonly #onRedisReady = (): void => {
     for (const state of this.#partitions.values()) {
-      if (state.fenced || state.recorded < 0) continue
+      if (state.fenced) continue
       state.recorded = -1
       void this.#advance(state).catch((error: unknown) =>
         this.#log.warn({ err: error, partition: state.partition }, 'recording the offset again failed'),
       )
     }
+    void this.#rewriteRecentStatuses().catch((error: unknown) =>
+      this.#log.warn({ err: error }, 'writing the latest statuses again failed'),
+    )
+  }
+
+  async #rewriteRecentStatuses(): Promise<void> {
+    const latest = [...this.#recentOutcomes].slice(-statusesRewritten)
+    const channel = this.#deps.channel.name
+    for (let i = 0; i < latest.length; i += 500) {
+      await Promise.all(
+        latest
+          .slice(i, i + 500)
+          .map(([id, { status, attempts }]) =>
+            this.#deps.statuses.set(id, status, 'move', { channel, attempts }),
+          ),
+      )
+    }
+    if (latest.length > 0) this.#log.info({ count: latest.length }, 'latest statuses written again')
   }
 
   // --- Rule 1: claim on every join ---------------------------------------------------------------------
@@ -422,6 +446,7 @@ export class Distributor {
         await this.#offsets.advance(claim.partition, claim.token, reset, 'reset')
         await this.#offsets.forgetFinished(claim.partition)
         finishedBefore.delete(claim.partition)
+        this.#finishedPrefix.delete(claim.partition)
         next = reset
         recorded = reset // what Redis holds now: later advances compare with it
         source = 'reset'
@@ -432,7 +457,9 @@ export class Distributor {
         token: claim.token,
         tracker: new PartitionTracker(next, finishedBefore.get(claim.partition) ?? []),
         recorded,
-        mirrored: fromKafka ?? -1,
+        // After a reset the mirror is moved down to the reset offset too (at once, below): a mirror left
+        // above it would win over Redis at a later claim once the log grows past it, skipping new records.
+        mirrored: source === 'reset' ? -1 : (fromKafka ?? -1),
         fenced: false,
         joinSeq: seq,
         notedMax: (finishedBefore.get(claim.partition) ?? []).reduce((a, b) => Math.max(a, b), -1),
@@ -444,6 +471,7 @@ export class Distributor {
       if (
         state.tracker.next > next ||
         source === 'memory' ||
+        source === 'reset' ||
         (source === 'kafka' && claim.next !== undefined)
       )
         recordNow.push(state)
@@ -771,6 +799,8 @@ export class Distributor {
       const letters = deadLetters
       finished = []
       deadLetters = []
+      // Deliveries' statuses do not wait for the dead letters (Kafka), only dead letters' statuses do.
+      if (letters.length > 0) await this.#writeDeliveredStatuses(results)
       try {
         await writeDeadLetters(this.#producer, this.#deps.topics.deadLetter, letters)
       } catch (error) {
@@ -808,11 +838,13 @@ export class Distributor {
     // kafkajs heartbeats only from inside the handler: keep the membership alive during long batches. A
     // failed heartbeat means a rebalance is waiting (or the member was expired): stop starting deliveries.
     let done = false
+    let beaten = false
     // While a flush waits (on Kafka, for seconds when the broker is down), what finishes after it began gets
-    // its status written anyway (see #writeDeliveredStatuses).
+    // its status written anyway (see #writeDeliveredStatuses), until the last flush of the batch returned.
     const statusing = (async () => {
-      while (!done) {
-        await Promise.race([work.catch(() => {}), sleep(250)])
+      while (!beaten) {
+        // Once `work` settled, racing it would return at once and spin: then a plain sleep.
+        await (done ? sleep(250) : Promise.race([work.catch(() => {}), sleep(250)]))
         if (flushingSince !== undefined && Date.now() - flushingSince >= 250)
           await this.#writeDeliveredStatuses(finished)
       }
@@ -850,7 +882,10 @@ export class Distributor {
     try {
       await work
       done = true
-      await Promise.all([beating, statusing])
+      await beating.finally(() => {
+        beaten = true
+      })
+      await statusing
       // Redis (or Kafka) unreachable: hold what finished, keep the membership alive, and record it once the
       // stores are back, rather than throwing it away to be delivered again. Give up only when the claim is
       // lost, a rebalance waits, or the shutdown bound is reached.
@@ -881,7 +916,10 @@ export class Distributor {
         this.#log.warn({ partition: batch.partition }, 'finished deliveries recorded again')
     } catch (error) {
       done = true
-      await Promise.all([beating, statusing])
+      await beating.finally(() => {
+        beaten = true
+      })
+      await statusing
       // kafkajs retries the batch: everything accepted and unfinished must be accepted again then.
       for (const m of messages) state.tracker.release(Number(m.offset))
       throw error
@@ -1236,31 +1274,43 @@ export class Distributor {
     // there; this one's token is superseded on purpose (by ourselves, or by the new owner). Nothing to fence.
     if (state.fenced || this.#partitions.get(state.partition) !== state) return
     if (next > state.recorded) {
-      const result = await this.#offsets.advance(state.partition, state.token, next)
+      const token = state.token
+      const result = await this.#offsets.advance(state.partition, token, next)
       this.#deps.metrics.offsetAdvances.inc({ result: result.status })
+      // This process claimed the partition again meanwhile (Redis lost the claim): try with the new token.
+      if ((result.status === 'fenced' || result.status === 'token-missing') && state.token !== token)
+        return this.#advance(state)
       switch (result.status) {
         case 'written':
         case 'not-higher':
-          state.recorded = next
+          state.recorded = Math.max(state.recorded, next)
           break
         case 'fenced':
           this.#fence(state, result.stored)
           return
         case 'token-missing': {
-          // Redis lost the claim (restarted empty): claim again; the tracker knows what finished.
-          const [claim] = await this.#offsets.claim([state.partition], `${this.#memberId}@${hostname()}`)
-          if (!claim || this.#partitions.get(state.partition) !== state) return
-          state.token = claim.token
-          this.#log.warn(
-            { partition: state.partition, token: claim.token },
-            'offset claim was missing in Redis; claimed again',
-          )
-          await this.#advance(state)
+          // Redis lost the claim (restarted empty): claim again; the tracker knows what finished. One claim
+          // at a time per partition: two (a flush and the reconnect's advance) would fence each other.
+          state.reclaiming ??= this.#claimAgain(state).finally(() => {
+            state.reclaiming = undefined
+          })
+          await state.reclaiming
+          if (this.#partitions.get(state.partition) === state) await this.#advance(state)
           return
         }
       }
     }
     await this.#mirror(state)
+  }
+
+  async #claimAgain(state: PartitionState): Promise<void> {
+    const [claim] = await this.#offsets.claim([state.partition], `${this.#memberId}@${hostname()}`)
+    if (!claim || this.#partitions.get(state.partition) !== state) return
+    state.token = claim.token
+    this.#log.warn(
+      { partition: state.partition, token: claim.token },
+      'offset claim was missing in Redis; claimed again',
+    )
   }
 
   /**

@@ -242,7 +242,7 @@ test('a replica that claims after Redis lost its last writes (a crash before fsy
   )
 })
 
-test('when Redis comes back empty, the offsets of idle partitions are written again without waiting for a record', async () => {
+test('when Redis comes back empty, the offsets of idle partitions and the latest statuses are written again without waiting for a record', async () => {
   const { server, url, client } = await privateRedis()
   const ns = await setup('redis-empty-idle')
   try {
@@ -258,6 +258,12 @@ test('when Redis comes back empty, the offsets of idle partitions are written ag
     // No record arrives: only the distributor can put the offsets back (lag metrics and the next claim
     // read them).
     await eventually('offsets written again', () => offsetsAtLogEnd(client, ns, 'email'), 30_000)
+    // And the statuses it remembers: a claim that starts at the mirror would never write them again.
+    const statuses = new StatusStore(client, redisKeys(ns.prefix), 3600)
+    await eventually('statuses written again', async () => {
+      for (const r of records) if ((await statuses.get(r.id))?.status !== 'delivered') return undefined
+      return true
+    })
     assert.equal(d.child.exitCode, null, 'the distributor still runs')
   } finally {
     client.disconnect()
