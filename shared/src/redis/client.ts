@@ -37,7 +37,10 @@ export function createRedis(
     }),
     {
       lazyConnect: true,
-      enableAutoPipelining: true,
+      // Off on a cluster: ioredis batches automatic pipelines per node, not per slot, and while a failover
+      // moves slots such a batch gets MOVED replies it does not follow (ioredis issue 2075). Under load
+      // after a primary was killed, distributors then failed writes and ran out of heap.
+      enableAutoPipelining: false,
       enableOfflineQueue: options.enableOfflineQueue ?? true,
       clusterRetryStrategy: retryDelay,
       redisOptions: {
