@@ -130,6 +130,26 @@ export function redisClusterInfo(port: number): Map<string, string> {
   }
 }
 
+/** host:port of the primary serving `slot`, as the node on `port` sees it (undefined when it does not answer). */
+export function redisSlotOwner(port: number, slot: number): string | undefined {
+  let text = ''
+  try {
+    text = redisCli(['-h', '127.0.0.1', '-p', String(port), 'cluster', 'nodes'], 5000)
+  } catch {
+    return undefined
+  }
+  for (const line of text.split('\n')) {
+    const [, address, flags, , , , , , ...ranges] = line.trim().split(' ')
+    if (!address || !flags?.includes('master') || flags.includes('fail')) continue
+    const serves = ranges.some((range) => {
+      const [from, to = from] = range.split('-').map(Number)
+      return from !== undefined && to !== undefined && slot >= from && slot <= to
+    })
+    if (serves) return address.split('@')[0]
+  }
+  return undefined
+}
+
 /** Every node sees all six nodes and all 16384 slots served. */
 function redisClusterOk(stack: ClusterStack): boolean {
   return stack.redis.every((node) => {
