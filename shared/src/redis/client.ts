@@ -38,8 +38,9 @@ export function createRedis(
     {
       lazyConnect: true,
       // Off on a cluster: ioredis batches automatic pipelines per node, not per slot, and while a failover
-      // moves slots such a batch gets MOVED replies it does not follow (ioredis issue 2075). Under load
-      // after a primary was killed, distributors then failed writes and ran out of heap.
+      // moves slots such a batch fails with the MOVED replies instead of following them (ioredis issue
+      // 2075; seen in the distributors' logs when a primary was killed). Without it a command follows
+      // redirections until the promoted replica serves the slot, or fails after maxRedirections.
       enableAutoPipelining: false,
       enableOfflineQueue: options.enableOfflineQueue ?? true,
       clusterRetryStrategy: retryDelay,
