@@ -106,13 +106,20 @@ export function deriveEventId(event: {
   newState: string
   timestamp: number
 }): string {
-  const identity = [
+  return hashedUuid([
     event.alarmId ?? null,
     event.alarmDefinitionId ?? null,
     event.alarmName,
     event.newState,
     event.timestamp,
-  ]
+  ])
+}
+
+/**
+ * A UUID in form (version 8, RFC 9562's custom version) from SHA-256 of `identity` as JSON: the same
+ * identity always gives the same id. Also the router's notification ids.
+ */
+export function hashedUuid(identity: readonly unknown[]): string {
   const bytes = createHash('sha256').update(JSON.stringify(identity)).digest().subarray(0, 16)
   bytes[6] = 0x80 | ((bytes[6] ?? 0) & 0x0f) // version 8
   bytes[8] = 0x80 | ((bytes[8] ?? 0) & 0x3f) // variant 10
