@@ -463,6 +463,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           victim?.kill('SIGCONT')
           // Past the 6 s session the group moved on: another replica claimed the frozen one's partitions.
           const takenOver = await claimedAfter('slack', from, victim)
+          // Its repeats (what the frozen replica had in flight) start at that claim, seconds after the
+          // SIGSTOP and often after a later fault's mark: they are the freeze's from the claim on.
+          const claims = linesOf('slack', from, victim).filter((l) => l.msg === 'claimed partition')
+          if (claims.length > 0) marks.push({ fault: 'freeze', at: Math.min(...claims.map(timeOf)) })
           ended()
           if (takenOver) ran('SIGSTOP slack-2 for 8 s (past its 6 s session; partitions taken over)')
           else missing('SIGSTOP slack-2: no other replica claimed its partitions')
