@@ -841,10 +841,18 @@ export class Distributor {
     let beaten = false
     // While a flush waits (on Kafka, for seconds when the broker is down), what finishes after it began gets
     // its status written anyway (see #writeDeliveredStatuses), until the last flush of the batch returned.
+    // Its sleep ends early when the batch's last flush returned: a batch must not outlast it by a tick.
+    let wakeStatusing: () => void = () => {}
     const statusing = (async () => {
       while (!beaten) {
-        // Once `work` settled, racing it would return at once and spin: then a plain sleep.
-        await (done ? sleep(250) : Promise.race([work.catch(() => {}), sleep(250)]))
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 250)
+          wakeStatusing = () => {
+            clearTimeout(timer)
+            resolve()
+          }
+        })
+        if (beaten) return
         if (flushingSince !== undefined && Date.now() - flushingSince >= 250)
           await this.#writeDeliveredStatuses(finished)
       }
@@ -884,6 +892,7 @@ export class Distributor {
       done = true
       await beating.finally(() => {
         beaten = true
+        wakeStatusing()
       })
       await statusing
       // Redis (or Kafka) unreachable: hold what finished, keep the membership alive, and record it once the
@@ -918,6 +927,7 @@ export class Distributor {
       done = true
       await beating.finally(() => {
         beaten = true
+        wakeStatusing()
       })
       await statusing
       // kafkajs retries the batch: everything accepted and unfinished must be accepted again then.
