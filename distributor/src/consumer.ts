@@ -1,6 +1,5 @@
-// The distributor's consumer loop: kafkajs wired to the offset protocol (offsets/), deliveries by key,
+// The distributor's consumer loop: kafkajs wired to the offset protocol (shared/src/offsets/), deliveries by key,
 // outcomes recorded before offsets advance. See ARCHITECTURE.md, "Delivery guarantee: the offset protocol".
-import { hostname } from 'node:os'
 import type { Config } from '@herald/shared/config'
 import { errorMessage } from '@herald/shared/errors'
 import type { Logger } from '@herald/shared/logger'
@@ -10,6 +9,9 @@ import {
   type NotificationRecord,
   recordVersion,
 } from '@herald/shared/notification'
+import type { OffsetStore } from '@herald/shared/offsets/offsets'
+import { PartitionClaims, type PartitionState } from '@herald/shared/offsets/partition-claims'
+import type { Acceptance } from '@herald/shared/offsets/tracker'
 import type { Redis } from '@herald/shared/redis/client'
 import type { RedisKeys } from '@herald/shared/redis/keys'
 import type { Status, StatusStore } from '@herald/shared/status'
@@ -32,9 +34,6 @@ import { type DeadLetter, writeDeadLetters } from './dead-letters.ts'
 import { deliver } from './delivery.ts'
 import { LagExporter } from './lag.ts'
 import type { DistributorMetrics } from './metrics.ts'
-import { OffsetStore } from './offsets/offsets.ts'
-import { readTopicId } from './offsets/topic-id.ts'
-import { type Acceptance, PartitionTracker } from './offsets/tracker.ts'
 import { Slots } from './slots.ts'
 
 /**
@@ -81,23 +80,6 @@ function untilAborted<T>(signal: AbortSignal, work: Promise<T>): Promise<T> {
   })
 }
 
-/** A claimed partition: its fencing token and tracker. Replaced on every claim; old ones are dropped. */
-interface PartitionState {
-  partition: number
-  token: number
-  tracker: PartitionTracker
-  /** Highest next offset Redis accepted from this claim. */
-  recorded: number
-  /** Highest next offset committed to Kafka (the mirror, rule 5); behind `recorded` until a commit works. */
-  mirrored: number
-  fenced: boolean
-  joinSeq: number
-  /** Highest offset that may be noted in Redis as finished beyond next (-1: none), so the set is pruned. */
-  notedMax: number
-  /** A claim again in progress after Redis lost the token (one at a time: two would fence each other). */
-  reclaiming?: Promise<void>
-}
-
 type Finished =
   | { record: NotificationRecord; status: 'delivered'; attempts: number; latencyMs: number }
   | {
@@ -110,22 +92,15 @@ type Finished =
   | { record: NotificationRecord; status: 'expired'; attempts: number }
   | { record: undefined; status: 'dead_lettered'; attempts: number; error: string; failureClass: string }
 
-/** The metadata of an offset this distributor mirrored to Kafka: only those may win over Redis at a claim. */
-const mirrorMetadata = (topicId: string): string => `herald-mirror:${topicId}`
-
 export class Distributor {
   readonly #deps: DistributorDeps
   readonly #log: Logger
   readonly #consumer: Consumer
   readonly #producer: Producer
   readonly #admin: Admin
-  readonly #offsets: OffsetStore
-  readonly #partitions = new Map<number, PartitionState>()
+  /** The offset protocol: claims, trackers, advance, mirror, fence (shared/src/offsets/). */
+  readonly #claims: PartitionClaims
   readonly #stop = new AbortController()
-  #joinSeq = 0
-  #joins: Promise<void> = Promise.resolve()
-  #memberId = ''
-  #lastHeartbeatAt = 0
   #running = false
   #probeTimer: NodeJS.Timeout | undefined
   #breakerReported = false
@@ -141,9 +116,6 @@ export class Distributor {
   #abandoned = 0
   /** Ids this process finished lately, with their outcome (bounded, oldest dropped first). */
   readonly #recentOutcomes = new Map<string, { status: Status; attempts: number }>()
-  /** Per partition, the contiguous prefix this process finished under its last claims (and which topic). */
-  readonly #finishedPrefix = new Map<number, number>()
-  #topicId: string | undefined
   /** Per record (`partition:offset`), the earliest time its next attempt may start (Retry-After, backoff). */
   readonly #notBefore = new Map<string, number>()
   /** Breakers of the destinations of a channel that names them (Channel.destinationOf), created on use. */
@@ -168,10 +140,28 @@ export class Distributor {
       idempotent: false,
     })
     this.#admin = deps.kafka.admin()
-    this.#offsets = new OffsetStore(deps.redis, deps.keys, deps.groupId, deps.topics.main)
+    this.#claims = new PartitionClaims({
+      consumer: this.#consumer,
+      admin: this.#admin,
+      redis: deps.redis,
+      keys: deps.keys,
+      groupId: deps.groupId,
+      topic: deps.topics.main,
+      brokers: deps.config.kafka.brokers,
+      metrics: deps.metrics,
+      logger: this.#log,
+      signal: this.#stop.signal,
+      ...(deps.faults?.claimStart ? { claimStart: deps.faults.claimStart } : {}),
+      onJoin: (assigned, event) => {
+        this.#lag.setLeader(event.payload.isLeader)
+        const kept = new Set(assigned)
+        for (const key of this.#notBefore.keys())
+          if (!kept.has(Number(key.split(':')[0]))) this.#notBefore.delete(key)
+      },
+    })
     this.#lag = new LagExporter({
       admin: this.#admin,
-      offsets: this.#offsets,
+      offsets: this.#claims.offsets,
       topic: deps.topics.main,
       groupId: deps.groupId,
       metrics: deps.metrics,
@@ -196,12 +186,12 @@ export class Distributor {
   }
 
   get offsets(): OffsetStore {
-    return this.#offsets
+    return this.#claims.offsets
   }
 
   /** Partitions claimed now (for /readyz and tests). */
   get heldPartitions(): number[] {
-    return [...this.#partitions.keys()].sort((a, b) => a - b)
+    return this.#claims.held
   }
 
   get running(): boolean {
@@ -213,10 +203,7 @@ export class Distributor {
     this.#crashed = onCrash
     const c = this.#consumer
     await Promise.all([this.#producer.connect(), this.#admin.connect(), c.connect()])
-    c.on(c.events.GROUP_JOIN, (event) => this.#onGroupJoin(event))
-    c.on(c.events.HEARTBEAT, () => {
-      this.#lastHeartbeatAt = Date.now()
-    })
+    this.#claims.attach()
     c.on(c.events.CRASH, (event) => {
       const { error, restart } = event.payload
       this.#log.error({ err: error, restart }, 'kafkajs consumer crashed')
@@ -248,6 +235,7 @@ export class Distributor {
     if (!this.#running) return { abandoned: 0 }
     this.#running = false
     this.#deps.redis.off('ready', this.#onRedisReady)
+    this.#claims.detach()
     this.#lag.stop()
     const bound = setTimeout(
       () => this.#stop.abort(new Error('shutdown bound reached')),
@@ -266,21 +254,12 @@ export class Distributor {
   }
 
   /**
-   * Redis is back after a disconnect. It may have lost its last writes (a crash before the AOF fsync, a
-   * failover to a replica that lagged) or everything (restarted empty): the offsets of the partitions held
-   * here are written again at once, so an idle partition does not keep an older offset (what lag metrics
-   * and the next claim read) until its next record; the advance writes only a higher offset. The statuses
-   * of the latest outcomes are written again too (a final status is never changed): a claim that starts
-   * at the mirror skips records whose statuses Redis lost, and nothing else would write them.
+   * Redis is back after a disconnect and may have lost its last writes or everything (the claims write the
+   * held partitions' offsets again): the statuses of the latest outcomes are written again too (a final
+   * status is never changed). A claim that starts at the mirror skips records whose statuses Redis lost,
+   * and nothing else would write them.
    */
   readonly #onRedisReady = (): void => {
-    for (const state of this.#partitions.values()) {
-      if (state.fenced) continue
-      state.recorded = -1
-      void this.#advance(state).catch((error: unknown) =>
-        this.#log.warn({ err: error, partition: state.partition }, 'recording the offset again failed'),
-      )
-    }
     void this.#rewriteRecentStatuses().catch((error: unknown) =>
       this.#log.warn({ err: error }, 'writing the latest statuses again failed'),
     )
@@ -301,261 +280,10 @@ export class Distributor {
     if (latest.length > 0) this.#log.info({ count: latest.length }, 'latest statuses written again')
   }
 
-  // --- Rule 1: claim on every join ---------------------------------------------------------------------
-
-  #onGroupJoin(event: ConsumerGroupJoinEvent): void {
-    const topic = this.#deps.topics.main
-    const assigned = [...(event.payload.memberAssignment[topic] ?? [])].sort((a, b) => a - b)
-    // Synchronously, before kafkajs fetches again: nothing is fetched until the claim sought every partition.
-    if (assigned.length > 0) this.#consumer.pause([{ topic, partitions: assigned }])
-    const seq = ++this.#joinSeq
-    this.#memberId = event.payload.memberId
-    this.#lag.setLeader(event.payload.isLeader)
-    // Every rebalance drops kafkajs' positions, even for kept partitions: every claim starts over. What this
-    // process finished is remembered: a claim that finds less in Redis (emptied, or behind after a failover)
-    // starts from there rather than from the mirror in Kafka, which may be further behind.
-    for (const state of this.#partitions.values())
-      this.#finishedPrefix.set(
-        state.partition,
-        Math.max(state.tracker.next, this.#finishedPrefix.get(state.partition) ?? 0),
-      )
-    this.#partitions.clear()
-    const kept = new Set(assigned)
-    for (const key of this.#notBefore.keys())
-      if (!kept.has(Number(key.split(':')[0]))) this.#notBefore.delete(key)
-    this.#deps.metrics.partitionsHeld.set(0)
-    this.#log.info({ assigned, memberId: this.#memberId }, 'joined the group; claiming partitions')
-    this.#joins = this.#joins.then(() => this.#claimUntilDone(seq, assigned))
-  }
-
-  /** One join at a time; a failed claim is retried until it succeeds or a newer join supersedes it. */
-  async #claimUntilDone(seq: number, partitions: number[]): Promise<void> {
-    for (let attempt = 1; seq === this.#joinSeq && !this.#stop.signal.aborted; attempt++) {
-      try {
-        // A claim stuck on an unresponsive broker or Redis must not hold the partitions paused forever.
-        let timer: NodeJS.Timeout | undefined
-        const timeout = new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error('claim timed out after 30 s')), 30_000)
-        })
-        await Promise.race([this.#claim(seq, partitions), timeout]).finally(() => clearTimeout(timer))
-        return
-      } catch (error) {
-        this.#deps.metrics.claims.inc({ source: 'failed' }, partitions.length)
-        const wait = Math.min(10_000, 250 * 2 ** Math.min(attempt, 6))
-        this.#log.error({ err: error, attempt, waitMs: wait }, 'claiming partitions failed; retrying')
-        await abortableSleep(wait, this.#stop.signal).catch(() => {})
-      }
-    }
-  }
-
-  async #claim(seq: number, partitions: number[]): Promise<void> {
-    if (partitions.length === 0) return
-    const { main: topic } = this.#deps.topics
-    const topicId = await this.#currentTopicId()
-    // What this process finished counts only for the same topic (its id known both times).
-    if (!topicId || topicId !== this.#topicId) this.#finishedPrefix.clear()
-    this.#topicId = topicId || undefined
-    const claims = await this.#offsets.claim(partitions, `${this.#memberId}@${hostname()}`, topicId)
-    // The mirror in Kafka is read on every claim, not only when Redis has nothing: a Redis that failed over
-    // or crashed before its AOF was written may hold an offset behind the one it acknowledged and that was
-    // then mirrored. Only Herald's own mirror of this topic (its metadata says so) may win over Redis: an
-    // offset set by a tool (a reset to the latest) names no finished records.
-    const committed = new Map<number, number>()
-    const mirroredHere = new Set<number>()
-    const [offsets] = await this.#admin.fetchOffsets({ groupId: this.#deps.groupId, topics: [topic] })
-    for (const p of offsets?.partitions ?? []) {
-      const offset = Number(p.offset)
-      if (offset < 0) continue
-      committed.set(p.partition, offset)
-      if (topicId && p.metadata === mirrorMetadata(topicId)) mirroredHere.add(p.partition)
-    }
-    const bounds = new Map(
-      (await this.#admin.fetchTopicOffsets(topic)).map((p) => [
-        p.partition,
-        { low: Number(p.low), high: Number(p.high) },
-      ]),
-    )
-    // Offsets earlier claims finished out of order: the new trackers skip them.
-    const finishedBefore = await this.#offsets.finishedFrom(
-      new Map(claims.map((c) => [c.partition, c.next ?? 0])),
-    )
-    if (seq !== this.#joinSeq) return // a newer join owns the partitions now
-    const recordNow: PartitionState[] = []
-    for (const claim of claims) {
-      const { low, high } = bounds.get(claim.partition) ?? { low: 0, high: 0 }
-      const log = this.#log.child({ partition: claim.partition })
-      const recreated = claim.replacedTopicId !== undefined
-      if (recreated) {
-        // The claim dropped the offset, notes and attempt counters of the old topic; Kafka's committed
-        // offset may name the old topic's records too: start at the log start.
-        this.#deps.metrics.topicMismatch.inc()
-        log.error(
-          { storedTopicId: claim.replacedTopicId, topicId, logStart: low, logEnd: high },
-          'ALERT: stored offsets belong to an earlier topic of this name (deleted and recreated); reset to the log start',
-        )
-      }
-      const fromKafka = recreated ? undefined : committed.get(claim.partition)
-      let source = recreated
-        ? 'reset'
-        : claim.next !== undefined
-          ? 'redis'
-          : fromKafka !== undefined
-            ? 'kafka'
-            : 'log_start'
-      let next = claim.next ?? fromKafka ?? low
-      let recorded = claim.next ?? -1
-      if (
-        claim.next !== undefined &&
-        fromKafka !== undefined &&
-        mirroredHere.has(claim.partition) &&
-        fromKafka > next &&
-        fromKafka <= high
-      ) {
-        log.warn(
-          { stored: claim.next, committed: fromKafka },
-          'Redis holds less than the offset mirrored to Kafka (it lost its last writes: a crash before fsync, a failover): starting at the mirror',
-        )
-        next = fromKafka
-        source = 'kafka'
-      }
-      const remembered = this.#finishedPrefix.get(claim.partition)
-      if (
-        !recreated &&
-        topicId !== undefined &&
-        remembered !== undefined &&
-        remembered > next &&
-        remembered <= high
-      ) {
-        log.warn(
-          { stored: claim.next, committed: fromKafka, finishedHere: remembered },
-          'Redis holds less than this process finished (emptied or failed over): starting after what it finished',
-        )
-        next = remembered
-        source = 'memory'
-      }
-      const { claimStart } = this.#deps.faults ?? {}
-      if (claimStart) next = claimStart({ chosen: next, committed: fromKafka, logEnd: high })
-      if (next > high) {
-        // Topic recreated or broker data lost: keeping next would skip every new record below it.
-        this.#deps.metrics.offsetOutOfRange.inc({ kind: 'above_end' })
-        const reset = fromKafka !== undefined && fromKafka <= high ? fromKafka : low
-        log.error(
-          { stored: next, logStart: low, logEnd: high, resetTo: reset },
-          'ALERT: stored offset is above the log end (topic recreated or data lost?); not skipping: resetting',
-        )
-        await this.#offsets.advance(claim.partition, claim.token, reset, 'reset')
-        await this.#offsets.forgetFinished(claim.partition)
-        finishedBefore.delete(claim.partition)
-        this.#finishedPrefix.delete(claim.partition)
-        next = reset
-        recorded = reset // what Redis holds now: later advances compare with it
-        source = 'reset'
-      }
-      this.#deps.metrics.claims.inc({ source })
-      const state: PartitionState = {
-        partition: claim.partition,
-        token: claim.token,
-        tracker: new PartitionTracker(next, finishedBefore.get(claim.partition) ?? []),
-        recorded,
-        // After a reset the mirror is moved down to the reset offset too (at once, below): a mirror left
-        // above it would win over Redis at a later claim once the log grows past it, skipping new records.
-        mirrored: source === 'reset' ? -1 : (fromKafka ?? -1),
-        fenced: false,
-        joinSeq: seq,
-        notedMax: (finishedBefore.get(claim.partition) ?? []).reduce((a, b) => Math.max(a, b), -1),
-      }
-      this.#partitions.set(claim.partition, state)
-      this.#seekWithin(state, 'next', low)
-      // Past what Redis holds (expired records, or what this process finished before): recorded at once, or a
-      // partition with nothing more to fetch would never move its stored offset there.
-      if (
-        state.tracker.next > next ||
-        source === 'memory' ||
-        source === 'reset' ||
-        (source === 'kafka' && claim.next !== undefined)
-      )
-        recordNow.push(state)
-      next = state.tracker.next
-      log.info({ next, source, token: claim.token, logStart: low, logEnd: high }, 'claimed partition')
-    }
-    this.#consumer.resume([{ topic, partitions }])
-    this.#deps.metrics.partitionsHeld.set(this.#partitions.size)
-    // Recorded at once, so the next claim neither counts the expired records again nor starts before what
-    // this process finished.
-    for (const state of recordNow) {
-      await this.#advance(state).catch((error: unknown) =>
-        this.#log.warn({ err: error, partition: state.partition }, 'recording the offset failed'),
-      )
-    }
-  }
-
-  /** The topic's Kafka id, which stored offsets are tied to; '' (nothing checked) when it cannot be read. */
-  async #currentTopicId(): Promise<string> {
-    try {
-      return await readTopicId(this.#deps.config.kafka.brokers, this.#deps.topics.main)
-    } catch (error) {
-      this.#log.warn(
-        { err: error },
-        'topic id not read: stored offsets are not checked against a recreated topic in this claim',
-      )
-      return ''
-    }
-  }
-
-  /**
-   * Every seek of a claimed partition ends here: to its first unfinished offset (`next`) or to the next one
-   * it expects, never below the log start. Records below the log start that were not finished are gone
-   * (retention, deleted records): they are counted and alerted, and the tracker moves past them; otherwise
-   * kafkajs' reset to the log start would look like a gap, and seeking back to it would loop forever.
-   */
-  #seekWithin(state: PartitionState, to: 'next' | 'expected', logStart: number | undefined): void {
-    const { tracker } = state
-    const from = tracker.next
-    if (logStart !== undefined && from < logStart) {
-      const expired = tracker.expireBelow(logStart)
-      this.#deps.metrics.offsetOutOfRange.inc({ kind: 'below_start' })
-      if (expired > 0) {
-        this.#deps.metrics.expiredRecords.inc(expired)
-        this.#log.error(
-          { partition: state.partition, next: from, logStart, expired },
-          'ALERT: records expired by retention before they were finished',
-        )
-      }
-    }
-    const offset = to === 'next' ? tracker.next : tracker.expected
-    this.#consumer.seek({ topic: this.#deps.topics.main, partition: state.partition, offset: String(offset) })
-  }
-
-  /**
-   * #seekWithin for partitions whose claim is current, with their log start read from the broker (if that
-   * fails, the seek goes ahead unchecked: kafkajs resets an offset out of range and the gap that follows
-   * checks again). Records the offset when records expired. Returns the partitions it sought.
-   */
-  async #seekWithinLog(states: PartitionState[], to: 'next' | 'expected'): Promise<PartitionState[]> {
-    let starts: Map<number, number> | undefined
-    try {
-      const offsets = await this.#admin.fetchTopicOffsets(this.#deps.topics.main)
-      starts = new Map(offsets.map((p) => [p.partition, Number(p.low)]))
-    } catch (error) {
-      this.#log.warn({ err: error }, 'log start not read; seeking without checking it')
-    }
-    const current = states.filter((s) => !s.fenced && this.#partitions.get(s.partition) === s)
-    for (const state of current) {
-      const before = state.tracker.next
-      this.#seekWithin(state, to, starts?.get(state.partition))
-      if (state.tracker.next > before) {
-        await this.#advance(state).catch((error: unknown) =>
-          this.#log.warn({ err: error, partition: state.partition }, 'recording the offset failed'),
-        )
-      }
-    }
-    return current
-  }
-
   // --- Rules 2–5: track, finish, advance, mirror ----------------------------------------------------------
 
   async #onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
-    const state = this.#partitions.get(batch.partition)
+    const state = this.#claims.get(batch.partition)
     if (!state || state.fenced || isStale() || !isRunning()) return
     const { tracker } = state
     const faults = this.#deps.faults
@@ -572,7 +300,7 @@ export class Distributor {
           'offset gap; seeking back',
         )
         // After kafkajs reset an offset out of range to the log start, the log start check ends the gap.
-        await this.#seekWithinLog([state], 'expected')
+        await this.#claims.seekWithinLog([state], 'expected')
         break
       }
       lastInOrder = message.offset
@@ -587,19 +315,19 @@ export class Distributor {
     if (faults?.beforeDelivery && accepted.length > 0) {
       const last = Number(accepted[accepted.length - 1]?.offset)
       await faults.beforeDelivery(last, async (next) => {
-        await this.#offsets.advance(batch.partition, state.token, next)
+        await this.#claims.offsets.advance(batch.partition, state.token, next)
       })
     }
     let soughtBack = false
     if (accepted.length > 0)
       soughtBack = await this.#processWithHeartbeats(state, batch, accepted, decoded, heartbeat, isStale)
-    await this.#advance(state)
+    await this.#claims.advance(state)
     // kafkajs' position moves only for the current claim (a newer claim sought the partition itself).
     if (
       !soughtBack &&
       lastInOrder !== undefined &&
       !state.fenced &&
-      this.#partitions.get(batch.partition) === state
+      this.#claims.get(batch.partition) === state
     ) {
       resolveOffset(lastInOrder)
     }
@@ -633,7 +361,7 @@ export class Distributor {
     const mustYield = (): string | undefined => {
       if (yielding) return yielding
       if (!this.#running || this.#stop.signal.aborted) return 'stopping'
-      if (state.fenced || this.#partitions.get(batch.partition) !== state) return 'claim lost'
+      if (state.fenced || this.#claims.get(batch.partition) !== state) return 'claim lost'
       if (isStale()) return 'partition sought elsewhere'
       return undefined
     }
@@ -827,12 +555,12 @@ export class Distributor {
         const noting = notedMax >= 0
         await Promise.all([
           this.#guard.forget(batch.partition, offsets),
-          noting ? this.#offsets.noteFinished(batch.partition, beyond, next) : undefined,
+          noting ? this.#claims.offsets.noteFinished(batch.partition, beyond, next) : undefined,
         ])
         cleanup = cleanup.slice(offsets.length)
         state.notedMax = noting && next > notedMax ? -1 : notedMax // -1: pruned, all of it is below next
       }
-      await this.#advance(state)
+      await this.#claims.advance(state)
     }
 
     // kafkajs heartbeats only from inside the handler: keep the membership alive during long batches. A
@@ -903,7 +631,7 @@ export class Distributor {
           await flush()
           break
         } catch (error) {
-          const lost = state.fenced || this.#partitions.get(batch.partition) !== state || isStale()
+          const lost = state.fenced || this.#claims.get(batch.partition) !== state || isStale()
           if (yielding || lost || this.#stop.signal.aborted) throw error
           if (!recordingFailed)
             this.#log.warn(
@@ -943,9 +671,9 @@ export class Distributor {
       this.#retryLater(state, resumeAfterMs)
       return false
     }
-    if (released.length > 0 && !state.fenced && this.#partitions.get(batch.partition) === state) {
+    if (released.length > 0 && !state.fenced && this.#claims.get(batch.partition) === state) {
       // Handed back without a timer (the batch yielded): fetch them again from the first unfinished offset.
-      await this.#seekWithinLog([state], 'next')
+      await this.#claims.seekWithinLog([state], 'next')
       return true
     }
     return false
@@ -1171,14 +899,14 @@ export class Distributor {
     const { main: topic } = this.#deps.topics
     // Only the current claim may pause its partition: a superseded batch that ends late would otherwise
     // pause the partition its successor sought and resumed, and nothing would resume it.
-    if (state.fenced || this.#partitions.get(state.partition) !== state) return
+    if (state.fenced || this.#claims.get(state.partition) !== state) return
     this.#consumer.pause([{ topic, partitions: [state.partition] }])
     this.#deps.metrics.stalled.inc()
     this.#log.info({ partition: state.partition, waitMs }, 'partition paused until its next retry is due')
     const timer = setTimeout(() => {
       this.#deps.metrics.stalled.dec()
-      if (this.#partitions.get(state.partition) !== state || state.fenced || this.#breaker.blocking) return
-      void this.#seekWithinLog([state], 'next').then((sought) => {
+      if (this.#claims.get(state.partition) !== state || state.fenced || this.#breaker.blocking) return
+      void this.#claims.seekWithinLog([state], 'next').then((sought) => {
         if (sought.length > 0 && !this.#breaker.blocking)
           this.#consumer.resume([{ topic, partitions: [state.partition] }])
       })
@@ -1189,7 +917,7 @@ export class Distributor {
   /** The provider is down or rejects Herald: pause every partition until a probe may start. */
   #onBreakerOpen(): void {
     const { main: topic } = this.#deps.topics
-    const held = [...this.#partitions.keys()]
+    const held = this.#claims.held
     if (held.length > 0) this.#consumer.pause([{ topic, partitions: held }])
     if (this.#probeTimer) return
     this.#breakerReported = true
@@ -1229,8 +957,8 @@ export class Distributor {
         return
       }
       this.#log.warn('breaker half-open: probing the provider')
-      const probing = [...this.#partitions.values()].filter((s) => !s.fenced)
-      void this.#seekWithinLog(probing, 'next').then((sought) => {
+      const probing = this.#claims.states().filter((s) => !s.fenced)
+      void this.#claims.seekWithinLog(probing, 'next').then((sought) => {
         if (sought.length > 0) this.#consumer.resume([{ topic, partitions: sought.map((s) => s.partition) }])
       })
     }, waitMs)
@@ -1275,115 +1003,5 @@ export class Distributor {
         metrics.endToEndLatency.observe((Date.now() - Date.parse(r.record.createdAt)) / 1000)
       }
     }
-  }
-
-  /** Rule 4 and 5: record the finished prefix in Redis (current token only), then mirror it to Kafka. */
-  async #advance(state: PartitionState): Promise<void> {
-    const next = state.tracker.next
-    // A batch of an earlier claim that ends after a rebalance: the newer claim read Redis and started from
-    // there; this one's token is superseded on purpose (by ourselves, or by the new owner). Nothing to fence.
-    if (state.fenced || this.#partitions.get(state.partition) !== state) return
-    if (next > state.recorded) {
-      const token = state.token
-      const result = await this.#offsets.advance(state.partition, token, next)
-      this.#deps.metrics.offsetAdvances.inc({ result: result.status })
-      // This process claimed the partition again meanwhile (Redis lost the claim): try with the new token.
-      if ((result.status === 'fenced' || result.status === 'token-missing') && state.token !== token)
-        return this.#advance(state)
-      switch (result.status) {
-        case 'written':
-        case 'not-higher':
-          state.recorded = Math.max(state.recorded, next)
-          break
-        case 'fenced':
-          this.#fence(state, result.stored)
-          return
-        case 'token-missing': {
-          // Redis lost the claim (restarted empty): claim again; the tracker knows what finished. One claim
-          // at a time per partition: two (a flush and the reconnect's advance) would fence each other.
-          state.reclaiming ??= this.#claimAgain(state).finally(() => {
-            state.reclaiming = undefined
-          })
-          await state.reclaiming
-          if (this.#partitions.get(state.partition) === state) await this.#advance(state)
-          return
-        }
-      }
-    }
-    await this.#mirror(state)
-  }
-
-  async #claimAgain(state: PartitionState): Promise<void> {
-    const [claim] = await this.#offsets.claim([state.partition], `${this.#memberId}@${hostname()}`)
-    if (!claim || this.#partitions.get(state.partition) !== state) return
-    state.token = claim.token
-    this.#log.warn(
-      { partition: state.partition, token: claim.token },
-      'offset claim was missing in Redis; claimed again',
-    )
-  }
-
-  /**
-   * Rule 5: the offset Redis accepted, committed to Kafka. Best effort, never failing a batch; a commit that
-   * failed (broker restarting, rebalance) is tried again at the next flush, not only at the next advance, so
-   * the fallback of a Redis that comes back empty stays close.
-   */
-  async #mirror(state: PartitionState): Promise<void> {
-    const offset = state.recorded
-    if (offset <= state.mirrored) return
-    try {
-      await this.#consumer.commitOffsets([
-        {
-          topic: this.#deps.topics.main,
-          partition: state.partition,
-          offset: String(offset),
-          metadata: this.#topicId ? mirrorMetadata(this.#topicId) : null,
-        },
-      ])
-      state.mirrored = Math.max(state.mirrored, offset)
-    } catch (error) {
-      this.#log.debug({ err: error, partition: state.partition }, 'mirror commit failed')
-    }
-  }
-
-  /**
-   * Rule 6: another consumer claimed this partition after us. Stop delivering it. If our own membership is
-   * confirmed by a heartbeat after the refusal and no rebalance happened meanwhile, we are the rightful
-   * owner (the other claim was a zombie's) and claim again; otherwise the next join settles it.
-   */
-  #fence(state: PartitionState, stored: number | undefined): void {
-    const { main: topic } = this.#deps.topics
-    state.fenced = true
-    // Only the current claim of a partition may pause it: pausing for a superseded claim would stall the
-    // partition that the newer claim owns.
-    if (this.#partitions.get(state.partition) !== state) return
-    this.#deps.metrics.fenced.inc()
-    this.#deps.metrics.stalled.inc()
-    this.#consumer.pause([{ topic, partitions: [state.partition] }])
-    this.#log.warn(
-      { partition: state.partition, token: state.token, stored },
-      'offset advance refused: another consumer claimed this partition; stopped delivering it',
-    )
-    const refusedAt = Date.now()
-    const seq = this.#joinSeq
-    void (async () => {
-      while (
-        seq === this.#joinSeq &&
-        !this.#stop.signal.aborted &&
-        this.#partitions.get(state.partition) === state
-      ) {
-        if (this.#lastHeartbeatAt > refusedAt) {
-          this.#deps.metrics.stalled.dec()
-          this.#log.warn(
-            { partition: state.partition },
-            'membership confirmed after the refusal; claiming again',
-          )
-          this.#joins = this.#joins.then(() => this.#claimUntilDone(seq, [state.partition]))
-          return
-        }
-        await abortableSleep(250, this.#stop.signal).catch(() => {})
-      }
-      this.#deps.metrics.stalled.dec()
-    })()
   }
 }

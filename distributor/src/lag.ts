@@ -4,9 +4,9 @@
 // held or not — so each partition has exactly one series across replicas; a replica that stops leading
 // removes its series.
 import type { Logger } from '@herald/shared/logger'
+import type { OffsetStore } from '@herald/shared/offsets/offsets'
 import type { Admin } from 'kafkajs'
 import type { DistributorMetrics } from './metrics.ts'
-import type { OffsetStore } from './offsets/offsets.ts'
 
 export interface PartitionLag {
   partition: number

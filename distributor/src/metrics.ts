@@ -1,4 +1,5 @@
 // The distributor's Prometheus metrics, all defined here. Names: herald_<thing>_<unit>, counters _total.
+import { createOffsetMetrics } from '@herald/shared/offsets/metrics'
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 
 export function createDistributorMetrics(labels: { channel: string }) {
@@ -7,6 +8,7 @@ export function createDistributorMetrics(labels: { channel: string }) {
   collectDefaultMetrics({ register: registry, prefix: 'herald_distributor_' })
   return {
     registry,
+    ...createOffsetMetrics(registry),
     deliveries: new Counter({
       name: 'herald_deliveries_total',
       help: 'Finished notifications by outcome (delivered, dead_lettered, expired).',
@@ -29,49 +31,6 @@ export function createDistributorMetrics(labels: { channel: string }) {
       name: 'herald_notification_age_at_delivery_seconds',
       help: 'Time from acceptance by the api (createdAt) to delivery.',
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600],
-      registers: [registry],
-    }),
-    partitionsHeld: new Gauge({
-      name: 'herald_partitions_held',
-      help: 'Partitions this replica has claimed and consumes.',
-      registers: [registry],
-    }),
-    fenced: new Counter({
-      name: 'herald_partition_fenced_total',
-      help: 'Offset advances refused because another consumer holds a newer claim.',
-      registers: [registry],
-    }),
-    stalled: new Gauge({
-      name: 'herald_partitions_stalled',
-      help: 'Partitions paused by this replica for a reason other than a claim in progress.',
-      registers: [registry],
-    }),
-    claims: new Counter({
-      name: 'herald_partition_claims_total',
-      help: 'Partition claims by where the start offset came from (redis, kafka, log_start) or failure.',
-      labelNames: ['source'] as const,
-      registers: [registry],
-    }),
-    offsetOutOfRange: new Counter({
-      name: 'herald_offset_out_of_range_total',
-      help: 'Claimed offsets outside the log: above_end (topic recreated or data lost) or below_start (expired).',
-      labelNames: ['kind'] as const,
-      registers: [registry],
-    }),
-    topicMismatch: new Counter({
-      name: 'herald_offset_topic_mismatch_total',
-      help: 'Claims that found offsets of an earlier topic of the same name (deleted and recreated): reset to the log start.',
-      registers: [registry],
-    }),
-    expiredRecords: new Counter({
-      name: 'herald_records_expired_unfinished_total',
-      help: 'Records removed by retention before they were finished (lost: alert on any).',
-      registers: [registry],
-    }),
-    offsetAdvances: new Counter({
-      name: 'herald_offset_advances_total',
-      help: 'Offset advances written to Redis by result.',
-      labelNames: ['result'] as const,
       registers: [registry],
     }),
     breakerOpen: new Gauge({

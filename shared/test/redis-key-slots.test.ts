@@ -65,7 +65,7 @@ function scriptCalls(
 
 const scriptDirs = [
   new URL('../src/redis/scripts/', import.meta.url),
-  new URL('../../distributor/src/offsets/', import.meta.url),
+  new URL('../src/offsets/', import.meta.url),
   new URL('../../distributor/src/scripts/', import.meta.url),
   new URL('../../api/src/scripts/', import.meta.url),
 ]

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import { createRedis, type Redis } from '@herald/shared/redis/client'
 import { redisKeys } from '@herald/shared/redis/keys'
-import { OffsetStore } from '../../distributor/src/offsets/offsets.ts'
+import { OffsetStore } from '../../shared/src/offsets/offsets.ts'
 import { redisUrl, requireServers, uniqueName } from '../helpers.ts'
 
 let redis: Redis
