@@ -1,6 +1,7 @@
 // The distributor's consumer loop: kafkajs wired to the offset protocol (shared/src/offsets/), deliveries by key,
 // outcomes recorded before offsets advance. See ARCHITECTURE.md, "Delivery guarantee: the offset protocol".
 import type { Config } from '@herald/shared/config'
+import { type DeadLetter, writeDeadLetters } from '@herald/shared/dead-letter-writer'
 import { errorMessage } from '@herald/shared/errors'
 import type { Logger } from '@herald/shared/logger'
 import {
@@ -30,7 +31,6 @@ import { abortableSleep } from './backoff.ts'
 import { Breaker } from './breaker.ts'
 import type { Channel } from './channels/channel.ts'
 import { CrashGuard, isReplay, livenessTtlFor } from './crash-guard.ts'
-import { type DeadLetter, writeDeadLetters } from './dead-letters.ts'
 import { deliver } from './delivery.ts'
 import { LagExporter } from './lag.ts'
 import type { DistributorMetrics } from './metrics.ts'

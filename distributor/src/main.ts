@@ -3,6 +3,7 @@
 import type { AddressInfo } from 'node:net'
 import { channels, loadConfig } from '@herald/shared/config'
 import { ConfigError } from '@herald/shared/errors'
+import { createHealthServer } from '@herald/shared/health'
 import { createKafka } from '@herald/shared/kafka'
 import { createLogger } from '@herald/shared/logger'
 import { checkRedisDurability, createRedis, defineScripts, sharedScripts } from '@herald/shared/redis/client'
@@ -13,7 +14,6 @@ import dotenv from 'dotenv'
 import type { Channel } from './channels/channel.ts'
 import { createChannel } from './channels/index.ts'
 import { Distributor, type ProtocolFaults } from './consumer.ts'
-import { createHealthServer } from './health.ts'
 import { createDistributorMetrics } from './metrics.ts'
 
 dotenv.config({ quiet: true })

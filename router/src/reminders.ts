@@ -172,6 +172,13 @@ export class ReminderSchedule {
     return next
   }
 
+  /** How many (alarm, route) entries repeat. */
+  get size(): number {
+    let size = 0
+    for (const routes of this.#alarms.values()) size += routes.size
+    return size
+  }
+
   /** Every entry, as plain JSON-able objects (copies). */
   entries(): ReminderEntry[] {
     return [...this.#all()].map((e) => ({ ...e }))

@@ -212,6 +212,17 @@ const envSchema = z.object({
   WEBHOOK_DESTINATIONS: webhookDestinations,
   WEBHOOK_TIMEOUT_MS: positiveInt(10_000),
   API_KEYS: apiKeys,
+  ALARM_EVENTS_TOPICS: z
+    .string()
+    .default('')
+    .transform((v) =>
+      v
+        .split(',')
+        .map((t) => t.trim())
+        .filter((t) => t !== ''),
+    )
+    .pipe(z.array(z.string().regex(/^[a-zA-Z0-9._-]{1,249}$/, 'must be Kafka topic names, comma-separated'))),
+  ALARM_EVENT_TTL_SECONDS: positiveInt(4 * 3600),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 })
 
@@ -250,6 +261,8 @@ const quotable = new Set([
   'MAX_BODY_BYTES',
   'LOG_LEVEL',
   'WEBHOOK_TIMEOUT_MS',
+  'ALARM_EVENTS_TOPICS',
+  'ALARM_EVENT_TTL_SECONDS',
 ])
 
 export interface Config {
@@ -296,6 +309,8 @@ export interface Config {
    * the dead-letter endpoints refuse everyone.
    */
   apiKeys: ReadonlyMap<string, Readonly<ApiKey>>
+  /** The router: external alarm-event topics followed besides Herald's own (ALARM_EVENTS_TOPICS), and the TTL. */
+  alarmEvents: { externalTopics: readonly string[]; ttlSeconds: number }
   logLevel: string
 }
 
@@ -316,7 +331,7 @@ function deepFreeze<T>(value: T): T {
  */
 export function loadConfig(
   env: Record<string, string | undefined>,
-  service: 'api' | 'distributor' | 'tool' = 'tool',
+  service: 'api' | 'distributor' | 'router' | 'tool' = 'tool',
 ): Config {
   const result = envSchema.safeParse(env)
   const problems: string[] = []
@@ -390,6 +405,7 @@ export function loadConfig(
     slack: { webhooks },
     webhook: { destinations: e.WEBHOOK_DESTINATIONS, timeoutMs: e.WEBHOOK_TIMEOUT_MS },
     apiKeys: e.API_KEYS,
+    alarmEvents: { externalTopics: e.ALARM_EVENTS_TOPICS, ttlSeconds: e.ALARM_EVENT_TTL_SECONDS },
     logLevel: e.LOG_LEVEL,
   })
 }

@@ -324,6 +324,11 @@ export const recordSchema = z.object({
   event: z.record(z.string(), z.unknown()).optional(),
 })
 
+/** The Kafka message of a record on `notifications.<channel>`: keyed by its normalised recipient. */
+export function encodeRecord(record: NotificationRecord): { key: string; value: string } {
+  return { key: normaliseRecipient(record.channel, record.to), value: JSON.stringify(record) }
+}
+
 export type DecodedRecord =
   | { kind: 'ok'; record: NotificationRecord }
   | { kind: 'poison'; reason: string }

@@ -65,6 +65,11 @@ export function alarmEventTopicName(keyPrefix = 'herald'): string {
   return `${keyPrefix}.alarm-events`
 }
 
+/** Alarm events the router could not read or render: `<alarm-events topic>.dlq`, kept like dead letters. */
+export function alarmEventDeadLetterTopicName(eventsTopic: string): string {
+  return `${eventsTopic}.dlq`
+}
+
 /**
  * Alarm events are a queue like the main topics (not compacted: every transition counts), keyed by alarm
  * name, with TOPIC_PARTITIONS partitions so routers scale by partitions; 14 days and 1 MiB records.
@@ -78,6 +83,21 @@ export function alarmEventTopicSpec(topic: string, replication: number): TopicSp
       { name: 'min.insync.replicas', value: String(replication >= 3 ? 2 : 1) },
       { name: 'cleanup.policy', value: 'delete' },
     ],
+  }
+}
+
+/** The router's dead letters of an alarm-events topic: 90 days and 4 MiB, like the channels' dead letters. */
+export function alarmEventDeadLetterTopicSpec(topic: string, replication: number): TopicSpec {
+  const spec = alarmEventTopicSpec(topic, replication)
+  return {
+    topic,
+    configEntries: spec.configEntries.map((entry) =>
+      entry.name === 'retention.ms'
+        ? { name: entry.name, value: String(90 * day) }
+        : entry.name === 'max.message.bytes'
+          ? { name: entry.name, value: String(4 * 1024 * 1024) }
+          : entry,
+    ),
   }
 }
 

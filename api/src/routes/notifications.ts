@@ -4,11 +4,11 @@ import type { Config } from '@herald/shared/config'
 import type { ConfigStores } from '@herald/shared/config-topics/stores'
 import type { Logger } from '@herald/shared/logger'
 import {
+  encodeRecord,
   isRecipientInput,
   type NotificationInput,
   type NotificationRecord,
   type NotificationRequest,
-  normaliseRecipient,
   parseNotificationRequest,
   type RecipientInput,
   type RequestContext,
@@ -103,7 +103,7 @@ export function notificationRoutes(deps: NotificationRoutesDeps): Router {
   function recordMessage(record: NotificationRecord, headers: Record<string, string>) {
     return {
       topic: topics.main(record.channel),
-      message: { key: normaliseRecipient(record.channel, record.to), value: JSON.stringify(record), headers },
+      message: { ...encodeRecord(record), headers },
     }
   }
 

@@ -1,14 +1,15 @@
-// Dead letters keep the original bytes and say why, where from and when, in headers.
+// Writing dead letters, the distributors' and the router's: they keep the original bytes and say why,
+// where from and when, in headers.
 
 import type { KafkaMessage, Producer } from 'kafkajs'
-import type { FailureClass } from './channels/channel.ts'
 
 export interface DeadLetter {
   message: KafkaMessage
   topic: string
   partition: number
   reason: string
-  failureClass: FailureClass | 'poison' | 'crash-loop'
+  /** A channel's failure class, `poison`, `crash-loop`, or the router's `render`. */
+  failureClass: string
   attempts: number
 }
 

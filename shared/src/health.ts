@@ -1,4 +1,4 @@
-// /healthz, /readyz and /metrics on the distributor's METRICS_PORT.
+// /healthz, /readyz and /metrics on a consumer service's METRICS_PORT (distributors, router).
 import { createServer, type Server } from 'node:http'
 import type { Registry } from 'prom-client'
 
