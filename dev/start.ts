@@ -1,5 +1,6 @@
-// npm start: the whole system on this machine — Kafka, Redis, the provider stand-ins, the api and one
-// distributor per channel — with their logs in one terminal. Ctrl-C stops everything it started.
+// npm start: the whole system on this machine — Kafka, Redis, the provider stand-ins, the api, one
+// distributor per channel and the router — with their logs in one terminal. Ctrl-C stops everything it
+// started.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { join } from 'node:path'
 import dotenv from 'dotenv'
@@ -9,7 +10,16 @@ import { startSandbox } from './standins/index.ts'
 
 dotenv.config({ path: join(repoRoot, '.env'), quiet: true })
 
-const colors = { api: 36, email: 32, sms: 33, slack: 35, webhook: 31, infra: 90, sandbox: 34 } as const
+const colors = {
+  api: 36,
+  email: 32,
+  sms: 33,
+  slack: 35,
+  webhook: 31,
+  router: 94,
+  infra: 90,
+  sandbox: 34,
+} as const
 const paint = (name: keyof typeof colors, text: string) =>
   process.stdout.isTTY ? `\x1b[${colors[name]}m${text}\x1b[0m` : text
 const say = (name: keyof typeof colors, line: string) =>
@@ -77,10 +87,14 @@ async function main(): Promise<void> {
   }
   launch('api', 'api/src/main.ts')
   const channels = ['email', 'sms', 'slack', 'webhook'] as const
+  // Metrics ports from METRICS_PORT up: one per distributor, then the router's (9464-9467, 9468); 0 stays 0
+  // (any free port, each printed at start).
+  const firstMetricsPort = Number(process.env.METRICS_PORT ?? 9464)
+  const metricsPort = (i: number) => String(firstMetricsPort === 0 ? 0 : firstMetricsPort + i)
   channels.forEach((channel, i) => {
-    const metricsPort = String(Number(process.env.METRICS_PORT ?? 9464) + i)
-    launch(channel, 'distributor/src/main.ts', { CHANNEL: channel, METRICS_PORT: metricsPort })
+    launch(channel, 'distributor/src/main.ts', { CHANNEL: channel, METRICS_PORT: metricsPort(i) })
   })
+  launch('router', 'router/src/main.ts', { METRICS_PORT: metricsPort(channels.length) })
   const port = env.PORT ?? '8080'
   say(
     'api',

@@ -10,6 +10,7 @@ import {
   type NotificationRecord,
   recordVersion,
 } from '@herald/shared/notification'
+import { LagExporter } from '@herald/shared/offsets/lag'
 import type { OffsetStore } from '@herald/shared/offsets/offsets'
 import { PartitionClaims, type PartitionState } from '@herald/shared/offsets/partition-claims'
 import type { Acceptance } from '@herald/shared/offsets/tracker'
@@ -32,7 +33,6 @@ import { Breaker } from './breaker.ts'
 import type { Channel } from './channels/channel.ts'
 import { CrashGuard, isReplay, livenessTtlFor } from './crash-guard.ts'
 import { deliver } from './delivery.ts'
-import { LagExporter } from './lag.ts'
 import type { DistributorMetrics } from './metrics.ts'
 import { Slots } from './slots.ts'
 

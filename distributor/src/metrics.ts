@@ -60,17 +60,6 @@ export function createDistributorMetrics(labels: { channel: string }) {
       help: 'Records dead-lettered because their delivery kept crashing the process.',
       registers: [registry],
     }),
-    lag: new Gauge({
-      name: 'herald_consumer_lag_records',
-      help: 'Records not yet finished per partition (log end minus the stored next offset); exported by the group leader only, for every partition.',
-      labelNames: ['partition'] as const,
-      registers: [registry],
-    }),
-    oldestUnfinishedAge: new Gauge({
-      name: 'herald_oldest_unfinished_age_seconds',
-      help: 'Age of the oldest unfinished record of the channel (alert well before topic retention); leader only.',
-      registers: [registry],
-    }),
     futureVersionWaits: new Counter({
       name: 'herald_future_version_waits_total',
       help: 'Times a partition stopped at a record from a newer Herald version (upgrade the distributor); repeats every minute while it waits.',

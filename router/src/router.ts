@@ -11,6 +11,7 @@ import type { ConfigStores } from '@herald/shared/config-topics/stores'
 import { type DeadLetter, writeDeadLetters } from '@herald/shared/dead-letter-writer'
 import type { Logger } from '@herald/shared/logger'
 import { encodeRecord, type NotificationRecord, recordVersion } from '@herald/shared/notification'
+import { LagExporter } from '@herald/shared/offsets/lag'
 import { PartitionClaims, type PartitionState } from '@herald/shared/offsets/partition-claims'
 import type { Redis } from '@herald/shared/redis/client'
 import type { RedisKeys } from '@herald/shared/redis/keys'
@@ -60,6 +61,8 @@ export class Router {
   readonly #producer: Producer
   readonly #claims: PartitionClaims
   readonly #admin: Admin
+  /** The topic's consumer lag and oldest unfinished age, exported while this replica leads the group. */
+  readonly #lag: LagExporter
   readonly #stop = new AbortController()
   /** Each claim's reminder schedule, read from Redis on first use (a new claim reads it again). */
   readonly #schedules = new WeakMap<PartitionState, Promise<ReminderSchedule>>()
@@ -101,6 +104,15 @@ export class Router {
       metrics: deps.metrics,
       logger: this.#log,
       signal: this.#stop.signal,
+      onJoin: (_assigned, event) => this.#lag.setLeader(event.payload.isLeader),
+    })
+    this.#lag = new LagExporter({
+      admin: this.#admin,
+      offsets: this.#claims.offsets,
+      topic: deps.topic,
+      groupId: deps.groupId,
+      metrics: deps.metrics,
+      logger: this.#log,
     })
   }
 
@@ -130,6 +142,7 @@ export class Router {
       eachBatch: (payload) => this.#onBatch(payload),
     })
     this.#timer = setInterval(() => void this.#remindDue(), reminderTickMs)
+    this.#lag.start(this.#deps.config.lagIntervalMs)
   }
 
   /** Stops fetching, lets the batch in progress finish, leaves the group. Same promise on every call. */
@@ -139,6 +152,7 @@ export class Router {
       this.#running = false
       clearInterval(this.#timer)
       this.#claims.detach()
+      this.#lag.stop()
       try {
         await this.#consumer.stop()
       } finally {

@@ -20,15 +20,31 @@ import {
 const defaults = loadConfig({})
 const scripts = (JSON.parse(readText('package.json')) as { scripts: Record<string, string> }).scripts
 
+/** Each service's image: its npm script (= its workspace) and the Deployments that run it. */
 const images = [
-  { file: 'Dockerfile.api', script: 'api', portVariable: 'PORT', port: defaults.port },
+  {
+    file: 'Dockerfile.api',
+    script: 'api',
+    deployments: 'herald-api',
+    portVariable: 'PORT',
+    port: defaults.port,
+  },
   {
     file: 'Dockerfile.distributor',
     script: 'distributor',
+    deployments: 'herald-distributor-',
+    portVariable: 'METRICS_PORT',
+    port: defaults.metricsPort,
+  },
+  {
+    file: 'Dockerfile.router',
+    script: 'router',
+    deployments: 'herald-router',
     portVariable: 'METRICS_PORT',
     port: defaults.metricsPort,
   },
 ] as const
+const workspaces = (JSON.parse(readText('package.json')) as { workspaces: string[] }).workspaces
 
 /** Instructions of each stage, by stage name (the last one is the image). */
 function stages(instructions: Instruction[]): Array<{ name: string; from: string; body: Instruction[] }> {
@@ -42,7 +58,16 @@ function stages(instructions: Instruction[]): Array<{ name: string; from: string
   return found
 }
 
-for (const { file, script, portVariable, port } of images) {
+test('every service of package.json (a workspace with a main.ts) has an image', () => {
+  const services = workspaces.filter((w) => w !== 'shared')
+  assert.deepEqual(
+    images.map((i) => i.script),
+    services,
+    'one Dockerfile.<service> per workspace besides shared',
+  )
+})
+
+for (const { file, script, deployments: wanted, portVariable, port } of images) {
   const all = stages(dockerfile(file))
   const image = all.at(-1)
   const of = (keyword: string) => image?.body.filter((i) => i.keyword === keyword) ?? []
@@ -66,6 +91,34 @@ for (const { file, script, portVariable, port } of images) {
     )
   })
 
+  test(`${file}: every file it copies from the build context exists, and npm ci sees its workspaces`, () => {
+    // A missing source fails `docker build` at that COPY; nothing else here would notice.
+    const copied = all
+      .flatMap((s) => s.body)
+      .filter((i) => i.keyword === 'COPY' && !i.args.startsWith('--from='))
+      .flatMap((i) => i.args.split(/\s+/).slice(0, -1))
+    for (const source of copied)
+      assert.ok(existsSync(join(repoRoot, source)), `${file}: COPY ${source}: no such file`)
+    // Each stage that installs has the package.json of shared and of this service before its npm ci (npm
+    // installs the lockfile's packages of the workspaces present), and the deps stage installs exactly those.
+    for (const stage of all.filter((s) => s.body.some((i) => /\bnpm ci\b/.test(i.args)))) {
+      const before = stage.body.slice(
+        0,
+        stage.body.findIndex((i) => /\bnpm ci\b/.test(i.args)),
+      )
+      for (const workspace of ['shared', script])
+        assert.ok(
+          before.some((i) => i.keyword === 'COPY' && i.args.startsWith(`${workspace}/package.json `)),
+          `${file} ${stage.name}: ${workspace}/package.json before npm ci`,
+        )
+    }
+    const production = all.flatMap((s) => s.body).find((i) => /npm ci .*--omit=dev/.test(i.args))
+    assert.deepEqual(
+      [...(production?.args.matchAll(/-w (\S+)/g) ?? [])].map((m) => m[1]).sort(),
+      [`@herald/${script}`, '@herald/shared'].sort(),
+    )
+  })
+
   test(`${file}: production dependencies only, and the base image's node (no second node from npm)`, () => {
     const npmCi = all.flatMap((s) => s.body).filter((i) => i.keyword === 'RUN' && /\bnpm ci\b/.test(i.args))
     assert.ok(npmCi.length >= 2)
@@ -83,9 +136,10 @@ for (const { file, script, portVariable, port } of images) {
     const user = of('USER').at(-1)?.args ?? ''
     const [uid = '', gid = ''] = user.split(':')
     assert.match(uid, /^[1-9]\d*$/, `USER ${user}: numeric and not 0 (runAsNonRoot cannot check a name)`)
-    const deployments = kustomize('.').filter((o) => o.kind === 'Deployment')
-    const wanted = script === 'api' ? 'herald-api' : 'herald-distributor-'
-    for (const d of deployments.filter((o) => o.metadata.name.startsWith(wanted))) {
+    const deployments = kustomize('.').filter((o) => o.metadata.name.startsWith(wanted))
+    const running = deployments.filter((o) => o.kind === 'Deployment')
+    assert.ok(running.length > 0, `a Deployment ${wanted}… runs ${file}`)
+    for (const d of running) {
       const pod = d.spec.template.spec.securityContext
       assert.equal(String(pod.runAsUser), uid, `${d.metadata.name} runAsUser`)
       if (gid) assert.equal(String(pod.runAsGroup), gid, `${d.metadata.name} runAsGroup`)
@@ -136,17 +190,28 @@ test('.dockerignore keeps secrets, data and host modules out, and nothing a COPY
   }
 })
 
-test('compose: the api and distributors on the default ports, stopped within a grace above the shutdown bound', () => {
+test('compose: the api, distributors and router on the default ports, stopped within a grace above the shutdown bound', () => {
   const [compose] = readYaml<{
     services: Record<
       string,
-      { environment?: Record<string, string>; ports?: string[]; stop_grace_period?: string }
+      {
+        build?: { dockerfile?: string }
+        environment?: Record<string, string>
+        ports?: string[]
+        stop_grace_period?: string
+        depends_on?: Record<string, { condition: string }>
+      }
     >
   }>('docker-compose.yml')
   const services = compose?.services ?? {}
   const seconds = (value: string | undefined) => Number(/^(\d+)s$/.exec(value ?? '10s')?.[1])
+  assert.ok(services.router, 'a router service')
   for (const [name, service] of Object.entries(services)) {
-    if (name !== 'api' && !name.startsWith('distributor-')) continue
+    if (name !== 'api' && name !== 'router' && !name.startsWith('distributor-')) continue
+    const script = name.startsWith('distributor-') ? 'distributor' : name
+    assert.equal(service.build?.dockerfile, `Dockerfile.${script}`, `${name}: built from its image`)
+    for (const server of ['kafka', 'redis'])
+      assert.equal(service.depends_on?.[server]?.condition, 'service_healthy', `${name}: waits for ${server}`)
     const env = service.environment ?? {}
     const shutdownMs = Number(env.SHUTDOWN_TIMEOUT_MS ?? defaults.shutdownTimeoutMs)
     assert.ok(
@@ -156,6 +221,9 @@ test('compose: the api and distributors on the default ports, stopped within a g
     if (name === 'api') {
       assert.equal(env.PORT, String(defaults.port))
       assert.ok(service.ports?.includes(`${defaults.port}:${defaults.port}`))
+    } else if (name === 'router') {
+      assert.equal(env.METRICS_PORT, String(defaults.metricsPort))
+      assert.equal(env.CHANNEL, undefined, 'the router delivers no channel')
     } else {
       assert.equal(env.METRICS_PORT, String(defaults.metricsPort))
       assert.equal(env.CHANNEL, name.slice('distributor-'.length))

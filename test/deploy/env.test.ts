@@ -17,6 +17,24 @@ test('.env.example names every variable the config schema reads, and nothing els
   assert.deepEqual(unknown, [], `.env.example names variables config.ts does not read: ${unknown.join(', ')}`)
 })
 
+test("README's Configuration table names every variable the config schema reads, and nothing else", () => {
+  const readme = readText('README.md')
+  const start = readme.indexOf('\n## Configuration\n')
+  assert.ok(start >= 0, 'README has a Configuration section')
+  const section = readme.slice(start, readme.indexOf('\n## ', start + 1))
+  // The first cell of each row: `NAME` [default], possibly several names.
+  const named = section
+    .split('\n')
+    .filter((line) => line.startsWith('| `'))
+    .flatMap((line) =>
+      [...(line.split(' | ')[0] ?? '').matchAll(/`([A-Z][A-Z0-9_]*)`/g)].map((m) => m[1] ?? ''),
+    )
+  const missing = envVariableNames.filter((name) => !named.includes(name))
+  assert.deepEqual(missing, [], `README's Configuration table lacks ${missing.join(', ')}`)
+  const unknown = named.filter((name) => !envVariableNames.includes(name))
+  assert.deepEqual(unknown, [], `README documents variables config.ts does not read: ${unknown.join(', ')}`)
+})
+
 test('every value written in .env.example is the default of config.ts', () => {
   const values = dotenv.parse(envExample)
   assert.ok(Object.keys(values).length > 30)
@@ -54,14 +72,14 @@ test('every variable the Kubernetes manifests set is one the config schema reads
   )
 })
 
-test('every variable the compose file sets for the api and the distributors is one the schema reads', () => {
+test('every variable the compose file sets for the api, the distributors and the router is one the schema reads', () => {
   const [compose] = readYaml<{ services: Record<string, { environment?: Record<string, unknown> }> }>(
     'docker-compose.yml',
   )
   const herald = Object.entries(compose?.services ?? {}).filter(
-    ([name]) => name === 'api' || name.startsWith('distributor-'),
+    ([name]) => name === 'api' || name === 'router' || name.startsWith('distributor-'),
   )
-  assert.equal(herald.length, 1 + channels.length, 'the api and one distributor per channel')
+  assert.equal(herald.length, 2 + channels.length, 'the api, one distributor per channel and the router')
   for (const [service, { environment }] of herald) {
     const names = Object.keys(environment ?? {})
     assert.ok(names.length > 10, `${service} sets ${names.length} variables`)

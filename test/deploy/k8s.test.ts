@@ -1,6 +1,6 @@
 // The Kubernetes manifests against the code they deploy: ports and health paths of config.ts and the
-// services, the shutdown bound, the partition count that caps each channel's replicas, the topic and group
-// names, and the scaling rules (slow scale-down: every step is a rebalance). There is no cluster here; the
+// services, the shutdown bound, the partition count that caps the replicas of each channel and of the
+// router, the topic and group names, and the scaling rules (slow scale-down: every step is a rebalance). There is no cluster here; the
 // kustomizations are resolved by test/support/deploy-files.ts the way `kubectl kustomize` reads them.
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
@@ -36,6 +36,7 @@ const distributors = channels.map((channel) => ({
   channel,
   deployment: find(objects, 'Deployment', `herald-distributor-${channel}`),
 }))
+const router = find(objects, 'Deployment', 'herald-router')
 
 function onlyContainer(deployment: K8sObject | undefined): Container {
   const list = deployment ? containersOf(deployment) : []
@@ -45,11 +46,12 @@ function onlyContainer(deployment: K8sObject | undefined): Container {
 
 const envOf = (c: Container, name: string) => c.env?.find((e) => e.name === name)?.value
 
-test('the default kustomization deploys the api and one distributor per channel, each with one autoscaler', () => {
+test('the default kustomization deploys the api, one distributor per channel and the router, each with one autoscaler', () => {
   assert.ok(configMap, 'ConfigMap herald-config')
   assert.ok(api, 'Deployment herald-api')
   for (const { channel, deployment } of distributors) assert.ok(deployment, `distributor for ${channel}`)
-  assert.equal(deployments.length, 1 + channels.length)
+  assert.ok(router, 'Deployment herald-router')
+  assert.equal(deployments.length, 2 + channels.length)
   for (const [label, list, kind] of [
     ['default', objects, 'HorizontalPodAutoscaler'],
     ['keda', kedaObjects, 'ScaledObject'],
@@ -119,8 +121,8 @@ test('the distributors differ only in their channel', () => {
 test('ports: containers, env, Services, probes and scrape annotations agree with config.ts defaults', () => {
   const cases = [
     { deployment: api, variable: 'PORT', port: defaults.port },
-    ...distributors.map((d) => ({
-      deployment: d.deployment,
+    ...[...distributors.map((d) => d.deployment), router].map((deployment) => ({
+      deployment,
       variable: 'METRICS_PORT',
       port: defaults.metricsPort,
     })),
@@ -218,14 +220,15 @@ function scaling(o: K8sObject) {
   return { min: o.spec.minReplicas as number, max: o.spec.maxReplicas as number, behavior: o.spec.behavior }
 }
 
-test('each channel scales between 1 and TOPIC_PARTITIONS replicas, down by one pod per several minutes', () => {
+test('each channel and the router scale between 1 and TOPIC_PARTITIONS replicas, down by one pod per several minutes', () => {
   const scalers = [
     ...objects.filter((o) => o.kind === 'HorizontalPodAutoscaler' && o.metadata.name !== 'herald-api'),
     ...k8sFiles()
       .flatMap((f) => k8sObjects(f))
       .filter((o) => o.kind === 'ScaledObject'),
   ]
-  assert.equal(scalers.length, 2 * channels.length + 1)
+  // An HPA and a ScaledObject per channel and for the router, and the KEDA Kafka example.
+  assert.equal(scalers.length, 2 * (channels.length + 1) + 1)
   for (const o of scalers) {
     const where = `${o.file} ${o.kind}/${o.metadata.name}`
     const { min, max, behavior } = scaling(o)
@@ -244,10 +247,15 @@ test('each channel scales between 1 and TOPIC_PARTITIONS replicas, down by one p
   }
 })
 
-test('the distributor HPAs use external metrics the Prometheus adapter rules serve', () => {
+test('the HPAs of the distributors and the router use external metrics the Prometheus adapter rules serve', () => {
   const served = new Set(adapterRules().map((r) => r.name.as))
-  for (const { channel } of distributors) {
-    const hpa = find(objects, 'HorizontalPodAutoscaler', `herald-distributor-${channel}`)
+  const scaled = [
+    ...distributors.map(({ channel }) => ({ name: `herald-distributor-${channel}`, selector: { channel } })),
+    // The label every series of the router carries (router/src/metrics.ts, checked by monitoring.test.ts).
+    { name: 'herald-router', selector: { service: 'router' } },
+  ]
+  for (const { name, selector } of scaled) {
+    const hpa = find(objects, 'HorizontalPodAutoscaler', name)
     assert.equal(hpa?.apiVersion, 'autoscaling/v2')
     const metrics = hpa?.spec.metrics as Array<{
       type: string
@@ -257,7 +265,7 @@ test('the distributor HPAs use external metrics the Prometheus adapter rules ser
     for (const m of metrics) {
       assert.equal(m.type, 'External')
       assert.ok(served.has(m.external.metric.name), `${m.external.metric.name} is served by no adapter rule`)
-      assert.deepEqual(m.external.metric.selector.matchLabels, { channel })
+      assert.deepEqual(m.external.metric.selector.matchLabels, selector)
     }
   }
 })

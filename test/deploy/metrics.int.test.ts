@@ -1,6 +1,6 @@
-// The deployment files against running services: an api and an email distributor, started as processes on
-// a private topic and key prefix. Every metric the alerts, the dashboard, the Prometheus adapter rules and
-// the KEDA triggers name must be on their live /metrics; the series the autoscalers read must carry samples
+// The deployment files against running services: an api, an email distributor and a router, started as
+// processes on a private topic and key prefix. Every metric the alerts, the dashboard, the Prometheus adapter
+// rules and the KEDA triggers name must be on their live /metrics; the series the autoscalers read must carry samples
 // with the labels the queries group by (the lag ones exist only once the group leader has assignments);
 // every probe path of the manifests and the Dockerfiles must answer; the consumer group must be the one
 // the KEDA Kafka example names.
@@ -15,6 +15,7 @@ import {
   adapterSeries,
   containersOf,
   dockerfile,
+  isRouterRule,
   k8sObjects,
   kedaTriggers,
   kustomize,
@@ -32,8 +33,10 @@ let admin: Admin
 let redis: Redis
 let api: ServiceProcess
 let distributor: ServiceProcess
+let router: ServiceProcess
 let apiUrl: string
 let distributorUrl: string
+let routerUrl: string
 
 before(async () => {
   await requireServers()
@@ -48,17 +51,20 @@ before(async () => {
     'distributor',
     serviceEnv(ns, {}, { CHANNEL: 'email', LAG_INTERVAL_MS: '300' }),
   )
-  const [apiLine, distributorLine] = await Promise.all([
+  router = startService('deploy-router', 'router', serviceEnv(ns, {}, { LAG_INTERVAL_MS: '300' }))
+  const [apiLine, distributorLine, routerLine] = await Promise.all([
     api.waitForLog((l) => typeof l.port === 'number'),
     distributor.waitForLog((l) => typeof l.metricsPort === 'number'),
+    router.waitForLog((l) => typeof l.metricsPort === 'number', 60_000),
   ])
   apiUrl = `http://127.0.0.1:${apiLine.port}`
   distributorUrl = `http://127.0.0.1:${distributorLine.metricsPort}`
+  routerUrl = `http://127.0.0.1:${routerLine.metricsPort}`
 })
 
 after(async () => {
-  for (const p of [api, distributor]) p?.kill('SIGTERM')
-  await Promise.all([api?.exited, distributor?.exited])
+  for (const p of [api, distributor, router]) p?.kill('SIGTERM')
+  await Promise.all([api?.exited, distributor?.exited, router?.exited])
   if (admin) await deleteNamespace(admin, redis, ns)
   redis?.disconnect()
   await admin?.disconnect()
@@ -73,18 +79,24 @@ function samples(text: string, metric: string): Array<Record<string, string>> {
   )
 }
 
-test('every metric deploy/ names is on the live /metrics of the api or the distributor', async () => {
-  // The lag series appear only on the group leader, once it has its partitions and collected once.
-  const distributorText = await eventually(
-    'the leader exporting the lag of every partition',
+/** The /metrics of a consumer once its group leader exports the lag of every partition (and collected once). */
+const withLag = (url: string, who: string) =>
+  eventually(
+    `the ${who}'s leader exporting the lag of every partition`,
     async () => {
-      const text = await scrape(distributorUrl)
+      const text = await scrape(url)
       return samples(text, 'herald_consumer_lag_records').length === partitions ? text : undefined
     },
     30_000,
     200,
   )
-  const live = `${await scrape(apiUrl)}\n${distributorText}`
+
+test('every metric deploy/ names is on the live /metrics of the api, the distributor or the router', async () => {
+  const [distributorText, routerText] = await Promise.all([
+    withLag(distributorUrl, 'distributor'),
+    withLag(routerUrl, 'router'),
+  ])
+  const live = `${await scrape(apiUrl)}\n${distributorText}\n${routerText}`
   const expressions = promqlExpressions()
   assert.ok(expressions.length > 40)
   assert.deepEqual(unknownMetricReferences(expressions, metricFamilies(live)), [])
@@ -131,6 +143,39 @@ test('the series the autoscalers read have samples with the labels their queries
   )
 })
 
+test("the router's lag and age carry the labels its autoscaler's queries select and group by", async () => {
+  const text = await eventually(
+    "the router's lag and age exported",
+    async () => {
+      const t = await scrape(routerUrl)
+      const ready =
+        samples(t, 'herald_consumer_lag_records').length === partitions &&
+        samples(t, 'herald_oldest_unfinished_age_seconds').length > 0
+      return ready ? t : undefined
+    },
+    30_000,
+    200,
+  )
+  const rules = adapterRules().filter(isRouterRule)
+  assert.ok(rules.length >= 2)
+  // The router follows its own alarm-events topic (no ALARM_EVENTS_TOPICS here): one series per partition.
+  const topic = `${ns.prefix}.alarm-events`
+  for (const rule of rules) {
+    const found = samples(text, adapterSeries(rule))
+    assert.ok(found.length > 0, `${adapterSeries(rule)}: no sample`)
+    for (const labels of found) {
+      assert.equal(labels.service, 'router', 'the label the HPA selects')
+      assert.equal(labels.topic, topic)
+      assert.equal(labels.channel, undefined)
+    }
+  }
+  const partitionsSeen = samples(text, 'herald_consumer_lag_records').map((l) => Number(l.partition))
+  assert.deepEqual(
+    partitionsSeen.sort((a, b) => a - b),
+    [0, 1, 2, 3],
+  )
+})
+
 test('every probe and healthcheck path of the manifests and Dockerfiles answers on the running services', async () => {
   const deployments = kustomize('.').filter((o) => o.kind === 'Deployment')
   const paths = (name: string, dockerfileName: string) => {
@@ -148,6 +193,7 @@ test('every probe and healthcheck path of the manifests and Dockerfiles answers 
   for (const [url, list] of [
     [apiUrl, paths('herald-api', 'Dockerfile.api')],
     [distributorUrl, paths('herald-distributor-', 'Dockerfile.distributor')],
+    [routerUrl, paths('herald-router', 'Dockerfile.router')],
   ] as const) {
     assert.ok(list.length >= 3 && list.includes('/metrics'), `paths found: ${list.join(', ')}`)
     for (const path of list) {

@@ -1,6 +1,6 @@
 // The PromQL in deploy/ (alerts, Prometheus adapter rules, KEDA triggers, the Grafana dashboard): it parses,
 // it names only metrics the services register (here against registries built in-process;
-// metrics.int.test.ts checks the same against the /metrics of a running api and distributor), the
+// metrics.int.test.ts checks the same against the /metrics of a running api, distributor and router), the
 // retention alert keeps its documented fraction of the topics' retention, and the dashboard shows what
 // an operator needs.
 import assert from 'node:assert/strict'
@@ -9,11 +9,14 @@ import { channels } from '@herald/shared/config'
 import { topicNames, topicSpecs } from '@herald/shared/topics'
 import { createApiMetrics } from '../../api/src/metrics.ts'
 import { createDistributorMetrics } from '../../distributor/src/metrics.ts'
+import { createRouterMetrics } from '../../router/src/metrics.ts'
 import {
   adapterRules,
   adapterSeries,
   alertRules,
+  expandAdapterQuery,
   grafanaDashboard,
+  isRouterRule,
   kedaTriggers,
   metricFamilies,
   parsePromQL,
@@ -32,10 +35,11 @@ test('every PromQL expression in deploy/ parses', () => {
   assert.deepEqual(broken, [])
 })
 
-test('every metric named in deploy/ is registered by the api or the distributor', async () => {
+test('every metric named in deploy/ is registered by the api, the distributor or the router', async () => {
   const text = [
     await createApiMetrics().registry.metrics(),
     await createDistributorMetrics({ channel: 'email' }).registry.metrics(),
+    await createRouterMetrics().registry.metrics(),
   ].join('\n')
   assert.deepEqual(unknownMetricReferences(expressions, metricFamilies(text)), [])
 })
@@ -77,8 +81,9 @@ test('alerts: unique names, a severity and a summary each, and every issue area 
 })
 
 test('the adapter rules turn the leader-only lag and age series into per-channel external metrics', () => {
-  const rules = adapterRules()
+  const rules = adapterRules().filter((r) => !isRouterRule(r))
   const bySeries = new Map(rules.map((r) => [adapterSeries(r), r]))
+  assert.equal(bySeries.size, rules.length, 'one channel rule per series')
   for (const series of ['herald_consumer_lag_records', 'herald_oldest_unfinished_age_seconds']) {
     const rule = bySeries.get(series)
     assert.ok(rule, `a rule for ${series}`)
@@ -91,9 +96,49 @@ test('the adapter rules turn the leader-only lag and age series into per-channel
   assert.match(lag?.metricsQuery ?? '', /^sum by \(channel\) \(max by \(namespace, channel, partition\)/)
 })
 
-test('the KEDA prometheus triggers query the lag of their own channel', () => {
-  const triggers = kedaTriggers().filter((t) => t.type === 'prometheus')
+test('the adapter rules give the router its lag and age over every topic it follows, by its service label', async () => {
+  const rules = adapterRules().filter(isRouterRule)
+  const bySeries = new Map(rules.map((r) => [adapterSeries(r), r]))
+  assert.equal(bySeries.size, rules.length, 'one router rule per series')
+  for (const series of ['herald_consumer_lag_records', 'herald_oldest_unfinished_age_seconds']) {
+    const rule = bySeries.get(series)
+    assert.ok(rule, `a router rule for ${series}`)
+    assert.match(rule.seriesQuery, /namespace!=""/)
+    assert.match(rule.name.as, /^herald_router_/)
+    assert.match(rule.metricsQuery, /<<\.Series>>\{<<\.LabelMatchers>>\}/)
+    assert.doesNotMatch(expandAdapterQuery(rule), /channel/)
+  }
+  // One topic's partition 0 is not another's: the max is per topic and partition before the sum.
+  const lag = bySeries.get('herald_consumer_lag_records')
+  assert.match(
+    lag?.metricsQuery ?? '',
+    /^sum by \(service\) \(max by \(namespace, service, topic, partition\)/,
+  )
+  // The selector the router's HPA and KEDA trigger use is a label every router series carries.
+  const metrics = createRouterMetrics()
+  metrics.lag.set({ topic: 'herald.alarm-events', partition: '0' }, 3)
+  metrics.oldestUnfinishedAge.set({ topic: 'herald.alarm-events' }, 5)
+  const text = await metrics.registry.metrics()
+  for (const series of bySeries.keys()) {
+    const line = text.split('\n').find((l) => l.startsWith(`${series}{`)) ?? ''
+    assert.match(line, /service="router"/, series)
+    assert.match(line, /topic="herald\.alarm-events"/, series)
+  }
+})
+
+test('the KEDA prometheus triggers query the lag of their own channel, and the router its own', () => {
+  const prometheus = kedaTriggers().filter((t) => t.type === 'prometheus')
+  const triggers = prometheus.filter((t) => t.scaledObject.startsWith('herald-distributor-'))
   assert.equal(triggers.length, channels.length)
+  const routers = prometheus.filter((t) => t.scaledObject === 'herald-router')
+  assert.ok(
+    routers.some((t) => /herald_consumer_lag_records\{[^}]*service="router"/.test(t.metadata.query ?? '')),
+  )
+  for (const t of routers) {
+    assert.match(t.metadata.query ?? '', /\{[^}]*service="router"/)
+    assert.equal(t.metadata.ignoreNullValues, 'false')
+  }
+  assert.equal(prometheus.length, triggers.length + routers.length)
   for (const t of triggers) {
     const channel = t.scaledObject.replace('herald-distributor-', '')
     assert.ok(parsePromQL(t.metadata.query ?? '').metrics.includes('herald_consumer_lag_records'))

@@ -194,14 +194,20 @@ export function adapterSeries(rule: AdapterRule): string {
   return /^([a-zA-Z_:][\w:]*)\{/.exec(rule.seriesQuery.trim())?.[1] ?? ''
 }
 
+/** Whether an adapter rule serves the router's HPA (its series are the router's) or a channel's. */
+export function isRouterRule(rule: AdapterRule): boolean {
+  return /service="router"/.test(rule.seriesQuery)
+}
+
 /**
  * An adapter metricsQuery as Prometheus receives it: the adapter fills <<.Series>> with the discovered
  * series name, <<.LabelMatchers>> with the HPA's namespace and selector, <<.GroupBy>> with resource labels.
  */
 export function expandAdapterQuery(rule: AdapterRule): string {
+  const selector = isRouterRule(rule) ? 'service="router"' : 'channel="email"'
   return rule.metricsQuery
     .replaceAll('<<.Series>>', adapterSeries(rule))
-    .replaceAll('<<.LabelMatchers>>', 'namespace="herald",channel="email"')
+    .replaceAll('<<.LabelMatchers>>', `namespace="herald",${selector}`)
     .replaceAll('<<.GroupBy>>', 'namespace')
 }
 

@@ -41,6 +41,19 @@ export function createOffsetMetrics(registry: Registry) {
       help: 'Records removed by retention before they were finished (lost: alert on any).',
       registers: [registry],
     }),
+    // Set by the group leader's LagExporter (lag.ts), per topic: a router follows several in one process.
+    lag: new Gauge({
+      name: 'herald_consumer_lag_records',
+      help: 'Records not yet finished per partition (log end minus the stored next offset); exported by the group leader only, for every partition of the topic.',
+      labelNames: ['topic', 'partition'] as const,
+      registers: [registry],
+    }),
+    oldestUnfinishedAge: new Gauge({
+      name: 'herald_oldest_unfinished_age_seconds',
+      help: 'Age of the oldest unfinished record of the topic, from its broker timestamp (alert well before topic retention); leader only.',
+      labelNames: ['topic'] as const,
+      registers: [registry],
+    }),
     offsetAdvances: new Counter({
       name: 'herald_offset_advances_total',
       help: 'Offset advances written to Redis by result.',

@@ -1,12 +1,14 @@
-// Consumer lag an autoscaler can trust: per partition, the log end minus the stored next offset (Redis, the
-// source of truth; else the offset mirrored to Kafka; else the log start), and the age of the oldest
-// unfinished record per channel. Only the group leader exports them, for every partition of the topic —
-// held or not — so each partition has exactly one series across replicas; a replica that stops leading
-// removes its series.
-import type { Logger } from '@herald/shared/logger'
-import type { OffsetStore } from '@herald/shared/offsets/offsets'
+// Consumer lag an autoscaler can trust, for every service that consumes with the offset protocol
+// (distributors, router): per partition, the log end minus the stored next offset (Redis, the source of
+// truth; else the offset mirrored to Kafka; else the log start), and the age of the oldest unfinished record
+// of the topic, read from the broker's record timestamps (so it needs nothing from the record's contents).
+// Only the group leader exports them, for every partition of the topic — held or not — so each partition has
+// exactly one series across replicas; a replica that stops leading removes its series. Series carry the
+// topic: one process may follow several topics in groups of their own (the router), each with its exporter.
 import type { Admin } from 'kafkajs'
-import type { DistributorMetrics } from './metrics.ts'
+import type { Logger } from '../logger.ts'
+import type { OffsetMetrics } from './metrics.ts'
+import type { OffsetStore } from './offsets.ts'
 
 export interface PartitionLag {
   partition: number
@@ -20,8 +22,10 @@ export class LagExporter {
   readonly #offsets: OffsetStore
   readonly #topic: string
   readonly #groupId: string
-  readonly #metrics: DistributorMetrics
+  readonly #metrics: Pick<OffsetMetrics, 'lag' | 'oldestUnfinishedAge'>
   readonly #log: Logger
+  /** Partitions whose lag series this exporter set (removed again when it stops leading). */
+  readonly #exported = new Set<number>()
   #leader = false
   #timer: NodeJS.Timeout | undefined
   #running: Promise<void> | undefined
@@ -31,7 +35,7 @@ export class LagExporter {
     offsets: OffsetStore
     topic: string
     groupId: string
-    metrics: DistributorMetrics
+    metrics: Pick<OffsetMetrics, 'lag' | 'oldestUnfinishedAge'>
     logger: Logger
   }) {
     this.#admin = options.admin
@@ -66,9 +70,12 @@ export class LagExporter {
     this.#clear()
   }
 
+  /** Removes this exporter's series only: another exporter of the process (another topic) keeps its own. */
   #clear(): void {
-    this.#metrics.lag.reset()
-    this.#metrics.oldestUnfinishedAge.reset()
+    const topic = this.#topic
+    for (const partition of this.#exported) this.#metrics.lag.remove({ topic, partition: String(partition) })
+    this.#exported.clear()
+    this.#metrics.oldestUnfinishedAge.remove({ topic })
   }
 
   /** Reads the lag of every partition and, for the lagging ones, the age of the record at `next`. */
@@ -88,9 +95,13 @@ export class LagExporter {
       return { partition: b.partition, next, high, lag: Math.max(0, high - next) }
     })
     if (!this.#leader) return lags
-    for (const l of lags) this.#metrics.lag.set({ partition: String(l.partition) }, l.lag)
+    const topic = this.#topic
+    for (const l of lags) {
+      this.#metrics.lag.set({ topic, partition: String(l.partition) }, l.lag)
+      this.#exported.add(l.partition)
+    }
     const ages = await Promise.all(lags.filter((l) => l.lag > 0).map((l) => this.#ageOf(l.partition, l.next)))
-    this.#metrics.oldestUnfinishedAge.set(Math.max(0, ...ages))
+    this.#metrics.oldestUnfinishedAge.set({ topic }, Math.max(0, ...ages))
     return lags
   }
 
