@@ -1,5 +1,6 @@
 // The OpenAPI 3.1 document, generated from the same zod schemas that validate requests, so it cannot drift.
 import { messageLimits, recipientRequestSchema, requestSchemas } from '@herald/shared/notification'
+import { statuses } from '@herald/shared/status'
 import { z } from 'zod'
 import { alarmEventsOpenApi } from './openapi-alarm-events.ts'
 import { configOpenApi } from './openapi-config.ts'
@@ -31,10 +32,11 @@ export const errorSchema = z.object({
 
 export const statusSchema = z.object({
   id: z.string(),
-  status: z.enum(['queued', 'retrying', 'delivered', 'dead_lettered', 'expired']),
+  status: z.enum(statuses),
   channel: z.enum(['email', 'sms', 'slack', 'webhook']).optional(),
   attempts: z.number().int(),
   lastError: z.string().optional(),
+  notBefore: z.string().optional().describe('While throttled: when it may go (its recipient rate limit)'),
   createdAt: z.string().optional(),
   updatedAt: z.string().optional(),
 })

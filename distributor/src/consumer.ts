@@ -17,23 +17,14 @@ import type { Acceptance } from '@herald/shared/offsets/tracker'
 import type { Redis } from '@herald/shared/redis/client'
 import type { RedisKeys } from '@herald/shared/redis/keys'
 import type { Status, StatusStore } from '@herald/shared/status'
-import type {
-  Admin,
-  Batch,
-  Consumer,
-  ConsumerGroupJoinEvent,
-  EachBatchPayload,
-  Kafka,
-  KafkaMessage,
-  Producer,
-} from 'kafkajs'
+import type { Admin, Batch, Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs'
 import { Partitioners } from 'kafkajs'
-import { abortableSleep } from './backoff.ts'
 import { Breaker } from './breaker.ts'
 import type { Channel } from './channels/channel.ts'
 import { CrashGuard, isReplay, livenessTtlFor } from './crash-guard.ts'
 import { deliver } from './delivery.ts'
 import type { DistributorMetrics } from './metrics.ts'
+import { RateLimiter } from './rate-limit.ts'
 import { Slots } from './slots.ts'
 
 /**
@@ -80,6 +71,12 @@ function untilAborted<T>(signal: AbortSignal, work: Promise<T>): Promise<T> {
   })
 }
 
+/**
+ * Not finished: delivered again later. `retryInMs`: the partition pauses that long (a backoff, a probe);
+ * `throttledUntil`: only its recipient waits until then (its rate limit), the partition flows on.
+ */
+type Unfinished = { status: 'unfinished'; retryInMs?: number; throttledUntil?: number }
+
 type Finished =
   | { record: NotificationRecord; status: 'delivered'; attempts: number; latencyMs: number }
   | {
@@ -118,6 +115,11 @@ export class Distributor {
   readonly #recentOutcomes = new Map<string, { status: Status; attempts: number }>()
   /** Per record (`partition:offset`), the earliest time its next attempt may start (Retry-After, backoff). */
   readonly #notBefore = new Map<string, number>()
+  /** Per partition, recipients (record keys) over their rate limit → when their next record may go. */
+  readonly #waits = new Map<number, Map<string, number>>()
+  /** Per partition, the timer that fetches waiting recipients' records again when the earliest is due. */
+  readonly #waitTimers = new Map<number, { at: number; timer: NodeJS.Timeout }>()
+  readonly #rateLimiter: RateLimiter | undefined
   /** Breakers of the destinations of a channel that names them (Channel.destinationOf), created on use. */
   readonly #destinationBreakers = new Map<string, Breaker>()
 
@@ -157,6 +159,11 @@ export class Distributor {
         const kept = new Set(assigned)
         for (const key of this.#notBefore.keys())
           if (!kept.has(Number(key.split(':')[0]))) this.#notBefore.delete(key)
+        // The buckets are in Redis; a new claim starts without waits and asks them again.
+        for (const { timer } of this.#waitTimers.values()) clearTimeout(timer)
+        this.#waitTimers.clear()
+        this.#waits.clear()
+        this.#deps.metrics.recipientsWaiting.set(0)
       },
     })
     this.#lag = new LagExporter({
@@ -168,6 +175,8 @@ export class Distributor {
       logger: this.#log,
     })
     this.#slots = new Slots(deps.config.delivery.concurrency)
+    const limit = deps.config.rateLimits[deps.channel.name as keyof Config['rateLimits']]
+    this.#rateLimiter = limit ? new RateLimiter(deps.redis, deps.keys, deps.channel.name, limit) : undefined
     this.#guard = new CrashGuard({
       redis: deps.redis,
       keys: deps.keys,
@@ -353,6 +362,8 @@ export class Distributor {
     let finished: Array<{ offset: number; result: Finished; statusWritten?: boolean }> = []
     let deadLetters: DeadLetter[] = []
     const released: string[] = []
+    /** Released because their recipient waits for its rate limit (a timer of its own fetches them again). */
+    let waiting = 0
     let resumeAfterMs: number | undefined
     let yielding: string | undefined
     // Set while outcomes cannot be recorded (Redis or Kafka unreachable): no new delivery starts, so what
@@ -396,7 +407,7 @@ export class Distributor {
       } catch (error) {
         return storesDown(error, 'the crash guard')
       }
-      let result: Finished | { status: 'unfinished'; retryInMs?: number }
+      let result: Finished | Unfinished
       // Repeats of one id (a client's retry after the api lost its answer) are folded here too when the
       // first one finished in this process and its status is not written yet (it is, at the next flush).
       const foldedHere = id === undefined ? undefined : this.#recentOutcomes.get(id)
@@ -436,6 +447,11 @@ export class Distributor {
         // Handed back on purpose (backoff, breaker, shutdown): a later death of this process is no crash.
         await this.#guard.handBack(batch.partition, offset)
         handBack(message)
+        if (result.throttledUntil !== undefined) {
+          this.#waitKey(state, keyOf(message), result.throttledUntil)
+          waiting += 1
+          return false
+        }
         if (result.retryInMs !== undefined)
           resumeAfterMs = Math.min(resumeAfterMs ?? Infinity, result.retryInMs)
         return false
@@ -469,6 +485,13 @@ export class Distributor {
           const key = keyOf(queue[i] as KafkaMessage)
           if (blocked.has(key)) {
             handBack(queue[i] as KafkaMessage)
+            if (this.#keyWaits(state, key)) waiting += 1
+            queue.splice(i, 1)
+            i -= 1
+          } else if (!busy.has(key) && this.#keyWaits(state, key)) {
+            // Its recipient waits for its rate limit: behind the record that waits, in order.
+            handBack(queue[i] as KafkaMessage)
+            waiting += 1
             queue.splice(i, 1)
             i -= 1
           } else if (!busy.has(key)) {
@@ -671,8 +694,10 @@ export class Distributor {
       this.#retryLater(state, resumeAfterMs)
       return false
     }
-    if (released.length > 0 && !state.fenced && this.#claims.get(batch.partition) === state) {
+    if (released.length > waiting && !state.fenced && this.#claims.get(batch.partition) === state) {
       // Handed back without a timer (the batch yielded): fetch them again from the first unfinished offset.
+      // Those of recipients over their rate limit only are fetched again by #waitKey's timer: the partition
+      // reads on meanwhile, so other recipients are not held up.
       await this.#claims.seekWithinLog([state], 'next')
       return true
     }
@@ -740,7 +765,7 @@ export class Distributor {
     decoded: DecodedRecord,
     history: { crashes: number; attempts: number; notBefore?: number } | undefined,
     deadLetter: (letter: DeadLetter) => void,
-  ): Promise<Finished | { status: 'unfinished'; retryInMs?: number }> {
+  ): Promise<Finished | Unfinished> {
     const base = { topic: batch.topic, partition: batch.partition, message }
     const log = this.#log.child({ partition: batch.partition, offset: message.offset })
     if (decoded.kind === 'poison') {
@@ -803,6 +828,18 @@ export class Distributor {
     const dueIn = Math.max(this.#notBefore.get(waitKey) ?? 0, history?.notBefore ?? 0) - Date.now()
     if (dueIn > 0) return { status: 'unfinished', retryInMs: dueIn }
     this.#notBefore.delete(waitKey)
+    if (this.#rateLimiter) {
+      const waitMs = await this.#rateLimiter.take(message.key?.toString('latin1') ?? record.to)
+      if (waitMs > 0) {
+        const until = Date.now() + waitMs
+        this.#deps.metrics.throttled.inc()
+        await this.#deps.statuses.set(record.id, 'throttled', 'move', {
+          channel: this.#deps.channel.name,
+          notBefore: new Date(until).toISOString(),
+        })
+        return { status: 'unfinished', throttledUntil: until }
+      }
+    }
     const attemptsKey = this.#deps.keys.attempts(this.#deps.groupId, batch.topic)
     const started = performance.now()
     try {
@@ -889,6 +926,51 @@ export class Distributor {
       }
       return { status: 'unfinished' }
     }
+  }
+
+  /** True while `key`'s recipient waits for its rate limit on this partition (forgotten once due). */
+  #keyWaits(state: PartitionState, key: string): boolean {
+    const waits = this.#waits.get(state.partition)
+    const until = waits?.get(key)
+    if (until === undefined) return false
+    if (until > Date.now()) return true
+    waits?.delete(key)
+    this.#deps.metrics.recipientsWaiting.dec()
+    return false
+  }
+
+  /**
+   * `key`'s recipient is over its rate limit until `until`: its records are handed back as they come, and
+   * a timer seeks the partition back to its first unfinished offset when the earliest wait is over (the
+   * tracker skips what finished meanwhile). The partition is neither paused nor held: others flow.
+   */
+  #waitKey(state: PartitionState, key: string, until: number): void {
+    let waits = this.#waits.get(state.partition)
+    if (!waits) {
+      waits = new Map()
+      this.#waits.set(state.partition, waits)
+    }
+    if (!waits.has(key)) this.#deps.metrics.recipientsWaiting.inc()
+    waits.set(key, Math.max(until, waits.get(key) ?? 0))
+    const scheduled = this.#waitTimers.get(state.partition)
+    if (scheduled && scheduled.at <= until) return
+    if (scheduled) clearTimeout(scheduled.timer)
+    const timer = setTimeout(
+      () => {
+        this.#waitTimers.delete(state.partition)
+        if (!this.#claims.isCurrent(state)) return
+        void this.#claims.seekWithinLog([state], 'next').then(() => {
+          // Waits still running (a later recipient's): the timer goes on for the earliest of them.
+          const left = [...(this.#waits.get(state.partition)?.entries() ?? [])]
+          const next = left.reduce((a, [, at]) => (at > Date.now() ? Math.min(a, at) : a), Infinity)
+          const [first] = left.find(([, at]) => at === next) ?? []
+          if (first !== undefined) this.#waitKey(state, first, next)
+        })
+      },
+      Math.max(1, until - Date.now()),
+    )
+    timer.unref()
+    this.#waitTimers.set(state.partition, { at: until, timer })
   }
 
   /**

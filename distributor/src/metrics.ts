@@ -55,6 +55,16 @@ export function createDistributorMetrics(labels: { channel: string }) {
       labelNames: ['reason'] as const,
       registers: [registry],
     }),
+    throttled: new Counter({
+      name: 'herald_deliveries_throttled_total',
+      help: 'Times a record waited because its recipient was over RATE_LIMIT_<CHANNEL> (it waits; nothing is dropped).',
+      registers: [registry],
+    }),
+    recipientsWaiting: new Gauge({
+      name: 'herald_recipients_throttled',
+      help: 'Recipients whose records wait for their rate limit on the partitions this replica holds.',
+      registers: [registry],
+    }),
     crashLoops: new Counter({
       name: 'herald_crash_loop_dead_letters_total',
       help: 'Records dead-lettered because their delivery kept crashing the process.',

@@ -148,6 +148,41 @@ function safeProtocol(url: string): string {
   }
 }
 
+/** A recipient rate limit: `limit` notifications per `perMs`, with bursts of up to `limit`. */
+export interface RateLimit {
+  limit: number
+  perMs: number
+}
+
+const rateUnits: Record<string, number> = {
+  s: 1000,
+  sec: 1000,
+  second: 1000,
+  m: 60_000,
+  min: 60_000,
+  minute: 60_000,
+  h: 3_600_000,
+  hour: 3_600_000,
+}
+
+/** `RATE_LIMIT_<CHANNEL>`: `<n>/<s|min|hour>` (e.g. `10/min`), per recipient of the channel; unset: none. */
+const rateLimit = z
+  .string()
+  .optional()
+  .transform((v, ctx): RateLimit | undefined => {
+    const text = v?.trim().toLowerCase() ?? ''
+    if (text === '') return undefined
+    const match = /^(\d+)\s*\/\s*(\d*)\s*([a-z]+)$/.exec(text)
+    const unit = match ? rateUnits[match[3] ?? ''] : undefined
+    const limit = Number(match?.[1])
+    const count = match?.[2] ? Number(match[2]) : 1
+    if (!match || unit === undefined || !(limit >= 1 && limit <= 1_000_000) || !(count >= 1)) {
+      ctx.addIssue({ code: 'custom', message: 'must be <count>/<s|min|hour>, e.g. 10/min' })
+      return z.NEVER
+    }
+    return { limit, perMs: unit * count }
+  })
+
 const envSchema = z.object({
   KAFKA_BROKERS: brokerList,
   REDIS_URL: z
@@ -212,6 +247,10 @@ const envSchema = z.object({
   WEBHOOK_DESTINATIONS: webhookDestinations,
   WEBHOOK_TIMEOUT_MS: positiveInt(10_000),
   API_KEYS: apiKeys,
+  RATE_LIMIT_EMAIL: rateLimit,
+  RATE_LIMIT_SMS: rateLimit,
+  RATE_LIMIT_SLACK: rateLimit,
+  RATE_LIMIT_WEBHOOK: rateLimit,
   ALARM_EVENTS_TOPICS: z
     .string()
     .default('')
@@ -263,6 +302,10 @@ const quotable = new Set([
   'WEBHOOK_TIMEOUT_MS',
   'ALARM_EVENTS_TOPICS',
   'ALARM_EVENT_TTL_SECONDS',
+  'RATE_LIMIT_EMAIL',
+  'RATE_LIMIT_SMS',
+  'RATE_LIMIT_SLACK',
+  'RATE_LIMIT_WEBHOOK',
 ])
 
 export interface Config {
@@ -309,6 +352,8 @@ export interface Config {
    * the dead-letter endpoints refuse everyone.
    */
   apiKeys: ReadonlyMap<string, Readonly<ApiKey>>
+  /** Per recipient of a channel: what RATE_LIMIT_<CHANNEL> allows (absent: no limit). */
+  rateLimits: Readonly<Partial<Record<Channel, Readonly<RateLimit>>>>
   /** The router: external alarm-event topics followed besides Herald's own (ALARM_EVENTS_TOPICS), and the TTL. */
   alarmEvents: { externalTopics: readonly string[]; ttlSeconds: number }
   logLevel: string
@@ -405,6 +450,12 @@ export function loadConfig(
     slack: { webhooks },
     webhook: { destinations: e.WEBHOOK_DESTINATIONS, timeoutMs: e.WEBHOOK_TIMEOUT_MS },
     apiKeys: e.API_KEYS,
+    rateLimits: Object.fromEntries(
+      channels.flatMap((c) => {
+        const limit = e[`RATE_LIMIT_${c.toUpperCase()}` as 'RATE_LIMIT_EMAIL']
+        return limit ? [[c, limit]] : []
+      }),
+    ),
     alarmEvents: { externalTopics: e.ALARM_EVENTS_TOPICS, ttlSeconds: e.ALARM_EVENT_TTL_SECONDS },
     logLevel: e.LOG_LEVEL,
   })

@@ -3,7 +3,8 @@ import type { Channel } from './config.ts'
 import { callScript, type Redis } from './redis/client.ts'
 import type { RedisKeys } from './redis/keys.ts'
 
-export const statuses = ['queued', 'retrying', 'delivered', 'dead_lettered', 'expired'] as const
+/** `throttled`: over its recipient's rate limit (RATE_LIMIT_<CHANNEL>), waiting until `notBefore`. */
+export const statuses = ['queued', 'retrying', 'throttled', 'delivered', 'dead_lettered', 'expired'] as const
 export type Status = (typeof statuses)[number]
 export const finalStatuses: ReadonlySet<Status> = new Set(['delivered', 'dead_lettered', 'expired'])
 
@@ -15,6 +16,8 @@ export interface StatusView {
   channel?: Channel
   attempts: number
   lastError?: string
+  /** While throttled: the time it may go (ISO-8601). */
+  notBefore?: string
   createdAt?: string
   updatedAt?: string
 }
@@ -63,6 +66,7 @@ export class StatusStore {
       ...(hash.channel ? { channel: hash.channel as Channel } : {}),
       attempts: Number(hash.attempts ?? 0),
       ...(hash.lastError ? { lastError: hash.lastError } : {}),
+      ...(hash.status === 'throttled' && hash.notBefore ? { notBefore: hash.notBefore } : {}),
       ...(hash.createdAt ? { createdAt: hash.createdAt } : {}),
       ...(hash.updatedAt ? { updatedAt: hash.updatedAt } : {}),
     }

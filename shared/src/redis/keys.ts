@@ -22,6 +22,8 @@ export interface RedisKeys {
   fanOut: (parentId: string) => string
   /** Sorted set per partition: offsets finished beyond the stored next (score = offset), skipped by a new claim. */
   finished: (group: string, topic: string, partition: number) => string
+  /** Hash: the token bucket of one recipient on one channel (RATE_LIMIT_<CHANNEL>); `recipient` is hashed. */
+  rateLimit: (channel: string, recipient: string) => string
   /** Hash per partition of an alarm-events topic: (alarm, route) → the router's reminder entry (JSON). */
   reminders: (group: string, topic: string, partition: number) => string
 }
@@ -35,6 +37,7 @@ export function redisKeys(prefix = 'herald'): RedisKeys {
     liveness: (group, topic, instance) => `${prefix}:{${group}:${topic}}:alive:${instance}`,
     fanOut: (parentId) => `${prefix}:fanout:${parentId}`,
     finished: (group, topic, partition) => `${prefix}:{${group}:${topic}}:finished:${partition}`,
+    rateLimit: (channel, recipient) => `${prefix}:rate:${channel}:${recipient}`,
     reminders: (group, topic, partition) => `${prefix}:{${group}:${topic}}:reminders:${partition}`,
   }
 }

@@ -3,7 +3,7 @@
   explicit requeue (a dead-letter replay).
 
   KEYS[1]  status hash of the notification
-  ARGV[1]  new status: queued | retrying | delivered | dead_lettered | expired
+  ARGV[1]  new status: queued | retrying | throttled | delivered | dead_lettered | expired
   ARGV[2]  mode: create (only when no status exists) | move (unless final) | requeue (always)
   ARGV[3]  now (ISO-8601), stored as updatedAt (and createdAt when the hash is new)
   ARGV[4]  TTL in seconds for the hash
