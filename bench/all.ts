@@ -4,7 +4,14 @@ import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { repoRoot } from '../dev/lib/process.ts'
 
-for (const script of ['api-ingest.ts', 'api-workers.ts', 'pipeline.ts', 'e2e.ts', 'scaling.ts']) {
+for (const script of [
+  'api-ingest.ts',
+  'api-workers.ts',
+  'pipeline.ts',
+  'e2e.ts',
+  'scaling.ts',
+  'router.ts',
+]) {
   const run = spawnSync(process.execPath, [join(repoRoot, 'bench', script), ...process.argv.slice(2)], {
     stdio: 'inherit',
     cwd: repoRoot,

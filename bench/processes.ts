@@ -89,10 +89,10 @@ export class ReceiptTail {
   }
 }
 
-/** A Herald service (api/src/main.ts or distributor/src/main.ts) as a child process with parsed logs. */
+/** A Herald service (api, distributor or router: its src/main.ts) as a child process with parsed logs. */
 export function spawnService(
   name: string,
-  script: 'api' | 'distributor',
+  script: 'api' | 'distributor' | 'router',
   env: Record<string, string>,
 ): ServiceProcess {
   return startService(name, script, env)

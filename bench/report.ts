@@ -28,7 +28,7 @@ export async function machineFacts(): Promise<string> {
   // Others may be changing the code the benchmark ran: name the uncommitted service sources.
   const dirty = (() => {
     try {
-      return execFileSync('git', ['status', '--porcelain', '--', 'api', 'distributor', 'shared'], {
+      return execFileSync('git', ['status', '--porcelain', '--', 'api', 'distributor', 'router', 'shared'], {
         cwd: repoRoot,
       })
         .toString()
