@@ -134,7 +134,7 @@ export const routeSchema = z.strictObject({
   periodSeconds: z
     .number({ error: 'must be a number' })
     .int('must be a whole number of seconds')
-    .min(60, 'must be at least 60')
+    .min(10, 'must be at least 10')
     .max(7 * 86_400, 'must be at most 604800 (a week)')
     .optional()
     .describe('Repeat the notification at this period while the alarm stays in the matched state'),
