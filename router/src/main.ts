@@ -28,12 +28,20 @@ import {
   topicSpecs,
 } from '@herald/shared/topics'
 import dotenv from 'dotenv'
+import type { Kafka } from 'kafkajs'
 import { createRouterMetrics } from './metrics.ts'
 import { Router } from './router.ts'
 
 dotenv.config({ quiet: true })
 
-export async function main(): Promise<void> {
+export interface RouterMainOptions {
+  /** Wraps the Kafka client the routers consume and produce with (a test adds a crash point this way). */
+  wrapKafka?: (kafka: Kafka) => Kafka
+  /** Logged once at start, so a run with a crash point is never mistaken for a real one. */
+  warning?: string
+}
+
+export async function main(options: RouterMainOptions = {}): Promise<void> {
   let config: ReturnType<typeof loadConfig>
   try {
     config = loadConfig(process.env, 'router')
@@ -45,6 +53,7 @@ export async function main(): Promise<void> {
     throw error
   }
   const logger = createLogger({ service: 'router', level: config.logLevel })
+  if (options.warning) logger.warn(options.warning)
 
   const redis = createRedis(config.redisUrl, {}, config.redisClusterNodes)
   redis.on('error', (error) => logger.warn({ err: error }, 'redis connection error'))
@@ -87,10 +96,11 @@ export async function main(): Promise<void> {
   // Herald's own topic in the group herald.router; an external topic in a group of its own, so each is
   // claimed and scaled by its own partitions. Unreadable events go to `<topic>.dlq` (created for Herald's).
   const followed = [ownTopic, ...config.alarmEvents.externalTopics.filter((t) => t !== ownTopic)]
+  const routerKafka = options.wrapKafka?.(kafka) ?? kafka
   const routers = followed.map(
     (topic) =>
       new Router({
-        kafka,
+        kafka: routerKafka,
         redis,
         keys,
         statuses,

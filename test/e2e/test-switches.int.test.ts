@@ -1,6 +1,7 @@
-// Production entry points read no test switch: the variables that the test-only entry points
-// (test/support/entries/) understand have no effect on api/src/main.ts and distributor/src/main.ts, while
-// the same variables through the test entry do break things (so the test can fail).
+// Production entry points read no test switch: no production source (the router's included) mentions the
+// variables that the test-only entry points (test/support/entries/) understand, they have no effect on
+// api/src/main.ts and distributor/src/main.ts, while the same variables through the test entry do break
+// things (so the test can fail).
 import assert from 'node:assert/strict'
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -25,7 +26,7 @@ function sourceFiles(dir: string): string[] {
 }
 
 test('no production source file mentions a HERALD_TEST_ variable', () => {
-  const files = ['api/src', 'distributor/src', 'shared/src'].flatMap(sourceFiles)
+  const files = ['api/src', 'distributor/src', 'router/src', 'shared/src'].flatMap(sourceFiles)
   assert.ok(files.length > 20, `found only ${files.length} source files`)
   const offenders = files.filter((f) => readFileSync(join(repoRoot, f), 'utf8').includes('HERALD_TEST'))
   assert.deepEqual(offenders, [])
