@@ -60,6 +60,38 @@ export function configTopicSpecs(names: Record<ConfigKind, string>, replication:
   }))
 }
 
+/** The alarm topics (issue 15): `<KEY_PREFIX>.alarms.registered` etc. (`herald.alarms.registered` by default). */
+export const alarmTopicKinds = ['registered', 'activations', 'overrides', 'effective'] as const
+export type AlarmTopicKind = (typeof alarmTopicKinds)[number]
+
+export function alarmTopicNames(keyPrefix = 'herald'): Record<AlarmTopicKind, string> {
+  return {
+    registered: `${keyPrefix}.alarms.registered`,
+    activations: `${keyPrefix}.alarms.activations`,
+    overrides: `${keyPrefix}.alarms.overrides`,
+    effective: `${keyPrefix}.alarms.effective`,
+  }
+}
+
+/**
+ * The alarm topics are compacted like the configuration topics (a tombstone deletes; a day before either is
+ * compacted away), but with TOPIC_PARTITIONS partitions: the processors scale by partitions, and every
+ * record of an alarm is written to the partition of its name on each of them (alarms/src/partitioner.ts).
+ */
+export function alarmTopicSpecs(names: Record<AlarmTopicKind, string>, replication: number): TopicSpec[] {
+  const minInsync = String(replication >= 3 ? 2 : 1)
+  return alarmTopicKinds.map((kind) => ({
+    topic: names[kind],
+    configEntries: [
+      { name: 'cleanup.policy', value: 'compact' },
+      { name: 'min.compaction.lag.ms', value: String(day) },
+      { name: 'delete.retention.ms', value: String(day) },
+      { name: 'max.message.bytes', value: String(1024 * 1024) },
+      { name: 'min.insync.replicas', value: minInsync },
+    ],
+  }))
+}
+
 /** Alarm events, for the router: `<KEY_PREFIX>.alarm-events` (`herald.alarm-events` by default). */
 export function alarmEventTopicName(keyPrefix = 'herald'): string {
   return `${keyPrefix}.alarm-events`
