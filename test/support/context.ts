@@ -58,7 +58,7 @@ export interface TestContext {
   /** A service process, SIGKILLed after the file if it still runs. */
   service(
     name: string,
-    script: 'api' | 'distributor' | 'router',
+    script: 'api' | 'distributor' | 'router' | 'alarms',
     env: Record<string, string>,
     options?: { entry?: 'production' | 'test' },
   ): ServiceProcess

@@ -25,7 +25,7 @@ export interface ServiceProcess {
  */
 export function startService(
   name: string,
-  script: 'api' | 'distributor' | 'router',
+  script: 'api' | 'distributor' | 'router' | 'alarms',
   env: Record<string, string>,
   options: { entry?: 'production' | 'test' } = {},
 ): ServiceProcess {
