@@ -235,7 +235,7 @@ export class AlarmProcessor {
         // After the load, the alarm's own effective records are its own writes read back (an older one
         // would roll its memory back): only the registered, activations and overrides topics are news.
         if (change.change.type === 'effective') continue
-        const decision = step(alarm, change.change, Date.now())
+        const decision = step(this.#withParent(alarm), change.change, Date.now())
         p.alarms.set(change.name, decision.state)
         decisions.push(decision)
       }
@@ -336,11 +336,18 @@ export class AlarmProcessor {
     this.#log.info({ partition: p.partition, alarms: p.alarms.size }, 'alarm partition loaded; following it')
   }
 
-  /** The alarm with its parent's effective state as the parents' store has it now. */
+  /**
+   * The alarm with its parent's effective state: this processor's own decision when it owns the parent
+   * (current at once), else what the parents' store has read (another member's, a moment behind).
+   */
   #withParent(alarm: AlarmState): AlarmState {
     const parent = alarm.registration?.maskedBy
     if (parent === undefined) return alarm
-    const active = this.#deps.parents.get(parent)?.effectivelyActive ?? false
+    let owned: AlarmState | undefined
+    for (const p of this.#partitions.values()) owned ??= p.loading ? undefined : p.alarms.get(parent)
+    const active =
+      (owned ? owned.published?.effectivelyActive : this.#deps.parents.get(parent)?.effectivelyActive) ??
+      false
     if (alarm.parentEffectivelyActive === active) return alarm
     return applyChange(alarm, { type: 'parent', effectivelyActive: active })
   }
@@ -383,6 +390,8 @@ export class AlarmProcessor {
       if (d.deadline === undefined) p.deadlines.delete(d.state.name)
       else p.deadlines.set(d.state.name, d.deadline)
     }
+    // A parent that changed here: its children on this processor follow at once, not at the next tick.
+    if (effective.length > 0) setImmediate(() => this.#tick())
     metrics.alarms.set([...this.#partitions.values()].reduce((n, q) => n + q.alarms.size, 0))
     this.#arm(p)
   }

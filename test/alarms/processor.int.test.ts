@@ -28,6 +28,8 @@ let follower: Consumer
 let processor: ServiceProcess
 const effective = new Map<string, Effective | null>()
 const events: Array<Record<string, unknown>> = []
+/** Keys of the overrides topic whose latest record is a tombstone. */
+const overrideTombstones = new Set<string>()
 const partitions = 4
 
 function startProcessor(name: string): ServiceProcess {
@@ -61,12 +63,16 @@ before(async () => {
   await producer.connect()
   follower = ctx.kafka.consumer({ groupId: `alarms-test-${randomUUID().slice(0, 8)}`, maxWaitTimeInMs: 100 })
   await follower.connect()
-  await follower.subscribe({ topics: [topics.effective, eventsTopic], fromBeginning: true })
+  await follower.subscribe({ topics: [topics.effective, eventsTopic, topics.overrides], fromBeginning: true })
   await follower.run({
     eachMessage: async ({ topic, message }) => {
       const value = message.value ? JSON.parse(message.value.toString('utf8')) : null
+      const key = message.key?.toString('utf8') ?? ''
       if (topic === eventsTopic) events.push(value)
-      else effective.set(message.key?.toString('utf8') ?? '', value)
+      else if (topic === topics.overrides) {
+        if (value === null) overrideTombstones.add(key)
+        else overrideTombstones.delete(key)
+      } else effective.set(key, value)
     },
   })
   processor = startProcessor('alarms-1')
@@ -158,4 +164,95 @@ test('a shelve expires on time even when the processor is SIGKILLed in between; 
   const kinds = eventsOf(name).map((e) => e.kind)
   // alarm, ok (shelved), alarm (shelve over): a repeat after the SIGKILL would carry an id already seen.
   assert.equal(ids.size, 3, `three distinct events: ${kinds.join(', ')}`)
+})
+
+test('a one-shot shelve ends when the alarm clears', async () => {
+  const name = `oneshot-${randomUUID().slice(0, 6)}`
+  await register(name)
+  await activate(name)
+  await stateOf(name, 'active')
+  await write(topics.overrides, `${name}/shelved`, {
+    kind: 'shelved',
+    oneshot: true,
+    reason: 'known',
+    user: 'ann',
+  })
+  await stateOf(name, 'oneshot-shelved')
+  await clear(name)
+  await stateOf(name, 'normal')
+  await eventually('the one-shot shelve is removed from the overrides topic', () =>
+    overrideTombstones.has(`${name}/shelved`) ? true : undefined,
+  )
+  // Tripping again is not shelved any more.
+  await activate(name)
+  await stateOf(name, 'active')
+})
+
+test('on-delay and off-delay hold the state for their time, from the records’ own times', async () => {
+  const name = `delays-${randomUUID().slice(0, 6)}`
+  await register(name, { onDelaySeconds: 2, offDelaySeconds: 2 })
+  const trippedAt = Date.now()
+  await activate(name, trippedAt)
+  await stateOf(name, 'on-delayed')
+  assert.equal(eventsOf(name).length, 0, 'nobody is told while on-delayed')
+  const active = await stateOf(name, 'active')
+  assert.ok(active.since >= trippedAt + 2000 - 50, 'active only after the on-delay')
+  await eventually('the alarm event', () => (eventsOf(name, 'alarm').length === 1 ? true : undefined))
+  await clear(name)
+  const held = await stateOf(name, 'off-delayed')
+  assert.equal(held.effectivelyActive, true, 'still active for people during the off-delay')
+  await stateOf(name, 'normal')
+  await eventually('the ok event', () => (eventsOf(name, 'ok').length === 1 ? true : undefined))
+})
+
+test('a child is masked while its parent is effectively active, and disabled suppresses everything', async () => {
+  const parent = `parent-${randomUUID().slice(0, 6)}`
+  const child = `child-${randomUUID().slice(0, 6)}`
+  await register(parent)
+  await register(child, { maskedBy: parent })
+  await activate(parent)
+  await stateOf(parent, 'active')
+  await activate(child)
+  await stateOf(child, 'masked')
+  assert.equal(eventsOf(child).length, 0, 'a masked child tells nobody')
+  await clear(parent)
+  await stateOf(child, 'active')
+  await eventually('the child alarm event once unmasked', () =>
+    eventsOf(child, 'alarm').length === 1 ? true : undefined,
+  )
+
+  const quiet = `disabled-${randomUUID().slice(0, 6)}`
+  await register(quiet)
+  await write(topics.overrides, `${quiet}/disabled`, {
+    kind: 'disabled',
+    reason: 'broken sensor',
+    user: 'ann',
+  })
+  await stateOf(quiet, 'normal-disabled')
+  await activate(quiet)
+  await stateOf(quiet, 'disabled')
+  await clear(quiet)
+  await stateOf(quiet, 'normal-disabled')
+  assert.equal(eventsOf(quiet).length, 0, 'a disabled alarm tells nobody')
+})
+
+test('a shelve expires on time after its partition moved to another processor', async () => {
+  const second = startProcessor('alarms-3')
+  await loaded(second)
+  const names = Array.from({ length: 8 }, (_, i) => `moved-${i}-${randomUUID().slice(0, 4)}`)
+  const until = Date.now() + 8000
+  for (const name of names) {
+    await register(name)
+    await activate(name)
+    await write(topics.overrides, `${name}/shelved`, { kind: 'shelved', until, reason: 'move', user: 'ann' })
+  }
+  for (const name of names) await stateOf(name, 'continuous-shelved')
+  // The first processor leaves: its partitions move to the second, which loads them and re-arms the timers.
+  processor.kill('SIGTERM')
+  await processor.exited
+  processor = second
+  for (const name of names) {
+    const back = await stateOf(name, 'active', 30_000)
+    assert.ok(back.since - until >= 0 && back.since - until <= 1000, `${name}: ${back.since - until} ms late`)
+  }
 })
