@@ -256,3 +256,37 @@ test('a shelve expires on time after its partition moved to another processor', 
     assert.ok(back.since - until >= 0 && back.since - until <= 1000, `${name}: ${back.since - until} ms late`)
   }
 })
+
+test('one alarm event per activation and one ok per clear across a processor SIGKILL (repeats keep their id)', async (t) => {
+  const names = Array.from({ length: 40 }, (_, i) => `kill-${i}-${randomUUID().slice(0, 4)}`)
+  for (const name of names) await register(name)
+  for (const name of names) await stateOf(name, 'normal')
+  // Activations stream in while the processor is killed half-way and a new one takes over.
+  const writing = (async () => {
+    for (const [i, name] of names.entries()) {
+      await activate(name)
+      if (i % 4 === 3) await new Promise((r) => setTimeout(r, 50))
+    }
+  })()
+  await eventually('some alarm events out', () =>
+    names.filter((n) => eventsOf(n, 'alarm').length > 0).length >= 10 ? true : undefined,
+  )
+  processor.kill('SIGKILL')
+  await processor.exited
+  await writing
+  processor = startProcessor('alarms-4')
+  await loaded(processor)
+  for (const name of names) await stateOf(name, 'active')
+  for (const name of names) await clear(name)
+  for (const name of names) await stateOf(name, 'normal')
+  let repeats = 0
+  for (const name of names) {
+    await eventually(`${name}: its ok event`, () => (eventsOf(name, 'ok').length > 0 ? true : undefined))
+    const alarmIds = new Set(eventsOf(name, 'alarm').map((e) => e.eventId))
+    const okIds = new Set(eventsOf(name, 'ok').map((e) => e.eventId))
+    assert.equal(alarmIds.size, 1, `${name}: one alarm event id`)
+    assert.equal(okIds.size, 1, `${name}: one ok event id`)
+    repeats += eventsOf(name).length - 2
+  }
+  t.diagnostic(`events written twice across the kill (same id): ${repeats}`)
+})
