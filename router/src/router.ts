@@ -72,6 +72,7 @@ export class Router {
   readonly #loaded = new WeakMap<PartitionState, ReminderSchedule>()
   #timer: NodeJS.Timeout | undefined
   #running = false
+  #reminding: Promise<void> | undefined
   #stopping: Promise<void> | undefined
 
   constructor(deps: RouterDeps) {
@@ -141,7 +142,12 @@ export class Router {
       partitionsConsumedConcurrently: Math.max(1, this.#deps.config.topics.partitions),
       eachBatch: (payload) => this.#onBatch(payload),
     })
-    this.#timer = setInterval(() => void this.#remindDue(), reminderTickMs)
+    this.#timer = setInterval(() => {
+      // One tick at a time; stop() waits for the one running (a reminder produced is recorded too).
+      this.#reminding ??= this.#remindDue().finally(() => {
+        this.#reminding = undefined
+      })
+    }, reminderTickMs)
     this.#lag.start(this.#deps.config.lagIntervalMs)
   }
 
@@ -151,6 +157,7 @@ export class Router {
       if (!this.#running) return
       this.#running = false
       clearInterval(this.#timer)
+      await this.#reminding
       this.#claims.detach()
       this.#lag.stop()
       try {
