@@ -6,7 +6,8 @@ export function createOffsetMetrics(registry: Registry) {
   return {
     partitionsHeld: new Gauge({
       name: 'herald_partitions_held',
-      help: 'Partitions this consumer has claimed and consumes.',
+      help: 'Partitions of the topic this consumer has claimed and consumes.',
+      labelNames: ['topic'] as const,
       registers: [registry],
     }),
     fenced: new Counter({

@@ -154,7 +154,7 @@ export class PartitionClaims {
         Math.max(state.tracker.next, this.#finishedPrefix.get(state.partition) ?? 0),
       )
     this.#partitions.clear()
-    this.#o.metrics.partitionsHeld.set(0)
+    this.#o.metrics.partitionsHeld.set({ topic }, 0)
     this.#o.onJoin?.(assigned, event)
     this.#log.info({ assigned, memberId: this.#memberId }, 'joined the group; claiming partitions')
     this.#joins = this.#joins.then(() => this.#claimUntilDone(seq, assigned))
@@ -312,7 +312,7 @@ export class PartitionClaims {
       log.info({ next, source, token: claim.token, logStart: low, logEnd: high }, 'claimed partition')
     }
     this.#o.consumer.resume([{ topic, partitions }])
-    metrics.partitionsHeld.set(this.#partitions.size)
+    metrics.partitionsHeld.set({ topic }, this.#partitions.size)
     // Recorded at once, so the next claim neither counts the expired records again nor starts before what
     // this process finished.
     for (const state of recordNow) {
