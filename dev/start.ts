@@ -1,6 +1,6 @@
 // npm start: the whole system on this machine — Kafka, Redis, the provider stand-ins, the api, one
-// distributor per channel and the router — with their logs in one terminal. Ctrl-C stops everything it
-// started.
+// distributor per channel, the router and the alarms processor — with their logs in one terminal. Ctrl-C
+// stops everything it started.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { join } from 'node:path'
 import dotenv from 'dotenv'
@@ -17,6 +17,7 @@ const colors = {
   slack: 35,
   webhook: 31,
   router: 94,
+  alarms: 93,
   infra: 90,
   sandbox: 34,
 } as const
@@ -87,14 +88,15 @@ async function main(): Promise<void> {
   }
   launch('api', 'api/src/main.ts')
   const channels = ['email', 'sms', 'slack', 'webhook'] as const
-  // Metrics ports from METRICS_PORT up: one per distributor, then the router's (9464-9467, 9468); 0 stays 0
-  // (any free port, each printed at start).
+  // Metrics ports from METRICS_PORT up: one per distributor, then the router's and the alarms processor's
+  // (9464-9467, 9468, 9469); 0 stays 0 (any free port, each printed at start).
   const firstMetricsPort = Number(process.env.METRICS_PORT ?? 9464)
   const metricsPort = (i: number) => String(firstMetricsPort === 0 ? 0 : firstMetricsPort + i)
   channels.forEach((channel, i) => {
     launch(channel, 'distributor/src/main.ts', { CHANNEL: channel, METRICS_PORT: metricsPort(i) })
   })
   launch('router', 'router/src/main.ts', { METRICS_PORT: metricsPort(channels.length) })
+  launch('alarms', 'alarms/src/main.ts', { METRICS_PORT: metricsPort(channels.length + 1) })
   const port = env.PORT ?? '8080'
   say(
     'api',

@@ -9,6 +9,7 @@ import { test } from 'node:test'
 import { loadConfig } from '@herald/shared/config'
 import { repoRoot } from '../../dev/lib/process.ts'
 import {
+  composeServiceScript,
   containersOf,
   dockerfile,
   type Instruction,
@@ -40,6 +41,13 @@ const images = [
     file: 'Dockerfile.router',
     script: 'router',
     deployments: 'herald-router',
+    portVariable: 'METRICS_PORT',
+    port: defaults.metricsPort,
+  },
+  {
+    file: 'Dockerfile.alarms',
+    script: 'alarms',
+    deployments: 'herald-alarms',
     portVariable: 'METRICS_PORT',
     port: defaults.metricsPort,
   },
@@ -191,7 +199,7 @@ test('.dockerignore keeps secrets, data and host modules out, and nothing a COPY
   }
 })
 
-test('compose: the api, distributors and router on the default ports, stopped within a grace above the shutdown bound', () => {
+test('compose: the api, distributors, router and alarms on the default ports, stopped within a grace above the shutdown bound', () => {
   const [compose] = readYaml<{
     services: Record<
       string,
@@ -206,13 +214,25 @@ test('compose: the api, distributors and router on the default ports, stopped wi
   }>('docker-compose.yml')
   const services = compose?.services ?? {}
   const seconds = (value: string | undefined) => Number(/^(\d+)s$/.exec(value ?? '10s')?.[1])
-  assert.ok(services.router, 'a router service')
-  for (const [name, service] of Object.entries(services)) {
-    if (name !== 'api' && name !== 'router' && !name.startsWith('distributor-')) continue
-    const script = name.startsWith('distributor-') ? 'distributor' : name
+  const herald = Object.keys(services).filter((name) => composeServiceScript(name))
+  assert.deepEqual(
+    new Set(herald.map(composeServiceScript)),
+    new Set(images.map((i) => i.script)),
+    'a compose service for every image',
+  )
+  for (const name of herald) {
+    const service = services[name] ?? {}
+    const script = composeServiceScript(name)
     assert.equal(service.build?.dockerfile, `Dockerfile.${script}`, `${name}: built from its image`)
-    for (const server of ['kafka', 'redis'])
+    // The alarms processor reads and writes Kafka only: it need not wait for Redis.
+    const servers = script === 'alarms' ? ['kafka'] : ['kafka', 'redis']
+    for (const server of servers)
       assert.equal(service.depends_on?.[server]?.condition, 'service_healthy', `${name}: waits for ${server}`)
+    assert.deepEqual(
+      Object.keys(service.depends_on ?? {}).filter((s) => s === 'kafka' || s === 'redis'),
+      servers,
+      `${name}: waits for ${servers.join(' and ')} only`,
+    )
     const env = service.environment ?? {}
     const shutdownMs = Number(env.SHUTDOWN_TIMEOUT_MS ?? defaults.shutdownTimeoutMs)
     assert.ok(
@@ -222,9 +242,9 @@ test('compose: the api, distributors and router on the default ports, stopped wi
     if (name === 'api') {
       assert.equal(env.PORT, String(defaults.port))
       assert.ok(service.ports?.includes(`${defaults.port}:${defaults.port}`))
-    } else if (name === 'router') {
+    } else if (name === 'router' || name === 'alarms') {
       assert.equal(env.METRICS_PORT, String(defaults.metricsPort))
-      assert.equal(env.CHANNEL, undefined, 'the router delivers no channel')
+      assert.equal(env.CHANNEL, undefined, `${name}: delivers no channel`)
     } else {
       assert.equal(env.METRICS_PORT, String(defaults.metricsPort))
       assert.equal(env.CHANNEL, name.slice('distributor-'.length))

@@ -5,7 +5,14 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { channels, envVariableNames, loadConfig } from '@herald/shared/config'
 import dotenv from 'dotenv'
-import { containersOf, k8sFiles, k8sObjects, readText, readYaml } from '../support/deploy-files.ts'
+import {
+  composeServiceScript,
+  containersOf,
+  k8sFiles,
+  k8sObjects,
+  readText,
+  readYaml,
+} from '../support/deploy-files.ts'
 
 const envExample = readText('.env.example')
 
@@ -72,14 +79,16 @@ test('every variable the Kubernetes manifests set is one the config schema reads
   )
 })
 
-test('every variable the compose file sets for the api, the distributors and the router is one the schema reads', () => {
+test('every variable the compose file sets for the api, the distributors, the router and alarms is one the schema reads', () => {
   const [compose] = readYaml<{ services: Record<string, { environment?: Record<string, unknown> }> }>(
     'docker-compose.yml',
   )
-  const herald = Object.entries(compose?.services ?? {}).filter(
-    ([name]) => name === 'api' || name === 'router' || name.startsWith('distributor-'),
+  const herald = Object.entries(compose?.services ?? {}).filter(([name]) => composeServiceScript(name))
+  assert.equal(
+    herald.length,
+    3 + channels.length,
+    'the api, one distributor per channel, the router and the alarms processor',
   )
-  assert.equal(herald.length, 2 + channels.length, 'the api, one distributor per channel and the router')
   for (const [service, { environment }] of herald) {
     const names = Object.keys(environment ?? {})
     assert.ok(names.length > 10, `${service} sets ${names.length} variables`)

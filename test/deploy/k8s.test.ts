@@ -1,7 +1,8 @@
 // The Kubernetes manifests against the code they deploy: ports and health paths of config.ts and the
-// services, the shutdown bound, the partition count that caps the replicas of each channel and of the
-// router, the topic and group names, and the scaling rules (slow scale-down: every step is a rebalance). There is no cluster here; the
-// kustomizations are resolved by test/support/deploy-files.ts the way `kubectl kustomize` reads them.
+// services, the shutdown bound, the partition count that caps the replicas of each channel, of the router and
+// of the alarms processor, the topic and group names, and the scaling rules (slow scale-down: every step is
+// a rebalance; the alarms processor runs a fixed count). There is no cluster here; the kustomizations are
+// resolved by test/support/deploy-files.ts the way `kubectl kustomize` reads them.
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
@@ -37,6 +38,12 @@ const distributors = channels.map((channel) => ({
   deployment: find(objects, 'Deployment', `herald-distributor-${channel}`),
 }))
 const router = find(objects, 'Deployment', 'herald-router')
+const alarms = find(objects, 'Deployment', 'herald-alarms')
+/**
+ * Deployments with a fixed replica count and no autoscaler: the alarms processor reloads its partitions on
+ * every rebalance and has no backlog to scale on (base/alarms.yaml).
+ */
+const fixedReplicas = new Set(['herald-alarms'])
 
 function onlyContainer(deployment: K8sObject | undefined): Container {
   const list = deployment ? containersOf(deployment) : []
@@ -46,12 +53,13 @@ function onlyContainer(deployment: K8sObject | undefined): Container {
 
 const envOf = (c: Container, name: string) => c.env?.find((e) => e.name === name)?.value
 
-test('the default kustomization deploys the api, one distributor per channel and the router, each with one autoscaler', () => {
+test('the default kustomization deploys the api, one distributor per channel, the router and alarms, each autoscaled but alarms', () => {
   assert.ok(configMap, 'ConfigMap herald-config')
   assert.ok(api, 'Deployment herald-api')
   for (const { channel, deployment } of distributors) assert.ok(deployment, `distributor for ${channel}`)
   assert.ok(router, 'Deployment herald-router')
-  assert.equal(deployments.length, 2 + channels.length)
+  assert.ok(alarms, 'Deployment herald-alarms')
+  assert.equal(deployments.length, 3 + channels.length)
   for (const [label, list, kind] of [
     ['default', objects, 'HorizontalPodAutoscaler'],
     ['keda', kedaObjects, 'ScaledObject'],
@@ -62,6 +70,10 @@ test('the default kustomization deploys the api, one distributor per channel and
           (o.kind === 'HorizontalPodAutoscaler' || o.kind === 'ScaledObject') &&
           o.spec.scaleTargetRef.name === d.metadata.name,
       )
+      if (fixedReplicas.has(d.metadata.name)) {
+        assert.equal(scalers.length, 0, `${label}: ${d.metadata.name} runs a fixed count`)
+        continue
+      }
       assert.equal(scalers.length, 1, `${label}: one autoscaler for ${d.metadata.name}`)
       if (d !== api) assert.equal(scalers[0]?.kind, kind, `${label}: ${d.metadata.name} scaled by a ${kind}`)
     }
@@ -121,7 +133,7 @@ test('the distributors differ only in their channel', () => {
 test('ports: containers, env, Services, probes and scrape annotations agree with config.ts defaults', () => {
   const cases = [
     { deployment: api, variable: 'PORT', port: defaults.port },
-    ...[...distributors.map((d) => d.deployment), router].map((deployment) => ({
+    ...[...distributors.map((d) => d.deployment), router, alarms].map((deployment) => ({
       deployment,
       variable: 'METRICS_PORT',
       port: defaults.metricsPort,
@@ -194,8 +206,42 @@ test('pods run as non-root with a read-only root, no privilege escalation and bo
       assert.ok(c.resources?.requests?.[resource], `${d.metadata.name}: requests.${resource}`)
       assert.ok(c.resources?.limits?.[resource], `${d.metadata.name}: limits.${resource}`)
     }
-    assert.equal(d.spec.replicas, undefined, `${d.metadata.name}: replicas belong to the autoscaler`)
+    if (!fixedReplicas.has(d.metadata.name))
+      assert.equal(d.spec.replicas, undefined, `${d.metadata.name}: replicas belong to the autoscaler`)
   }
+})
+
+test('the alarms processor: a fixed 2 to TOPIC_PARTITIONS replicas, replaced one at a time, Kafka only', () => {
+  const replicas = alarms?.spec.replicas as number
+  // Two: one takes over the other's partitions; beyond the partition count a member owns nothing.
+  assert.ok(
+    Number.isInteger(replicas) && replicas >= 2,
+    `herald-alarms: replicas ${replicas}, at least 2 so one takes over`,
+  )
+  assert.ok(
+    replicas <= config.topics.partitions,
+    `herald-alarms: replicas ${replicas} > TOPIC_PARTITIONS ${config.topics.partitions}`,
+  )
+  // Every start and stop is a rebalance and a reload of the partitions that move.
+  assert.deepEqual(alarms?.spec.strategy, {
+    type: 'RollingUpdate',
+    rollingUpdate: { maxSurge: 1, maxUnavailable: 0 },
+  })
+  // No autoscaler anywhere under deploy/k8s would fight the fixed count (an HPA resets `replicas`).
+  const targeting = k8sFiles()
+    .flatMap((f) => k8sObjects(f))
+    .filter((o) => o.spec?.scaleTargetRef?.name === 'herald-alarms')
+  assert.deepEqual(
+    targeting.map((o) => `${o.file} ${o.kind}/${o.metadata.name}`),
+    [],
+  )
+  const c = onlyContainer(alarms)
+  assert.equal(envOf(c, 'CHANNEL'), undefined)
+  assert.deepEqual(
+    c.envFrom?.map((f) => f.configMapRef?.name ?? f.secretRef?.name),
+    ['herald-config'],
+    'the ConfigMap only: the processor needs no secret',
+  )
 })
 
 test('PodDisruptionBudgets let one pod of each Deployment go at a time', () => {

@@ -1,9 +1,10 @@
-// The deployment files against running services: an api, an email distributor and a router, started as
-// processes on a private topic and key prefix. Every metric the alerts, the dashboard, the Prometheus adapter
-// rules and the KEDA triggers name must be on their live /metrics; the series the autoscalers read must carry samples
-// with the labels the queries group by (the lag ones exist only once the group leader has assignments);
-// every probe path of the manifests and the Dockerfiles must answer; the consumer group must be the one
-// the KEDA Kafka example names.
+// The deployment files against running services: an api, an email distributor, a router and an alarms
+// processor, started as processes on a private topic and key prefix. Every metric the alerts, the dashboard,
+// the Prometheus adapter rules and the KEDA triggers name must be on their live /metrics; the series the
+// autoscalers read must carry samples with the labels the queries group by (the lag ones exist only once the
+// group leader has assignments); the alarms processor's series carry service="alarms" and it owns every
+// partition; every probe path of the manifests and the Dockerfiles must answer; the consumer group must be
+// the one the KEDA Kafka example names.
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import { createRedis, type Redis } from '@herald/shared/redis/client'
@@ -34,9 +35,11 @@ let redis: Redis
 let api: ServiceProcess
 let distributor: ServiceProcess
 let router: ServiceProcess
+let alarms: ServiceProcess
 let apiUrl: string
 let distributorUrl: string
 let routerUrl: string
+let alarmsUrl: string
 
 before(async () => {
   await requireServers()
@@ -52,19 +55,22 @@ before(async () => {
     serviceEnv(ns, {}, { CHANNEL: 'email', LAG_INTERVAL_MS: '300' }),
   )
   router = startService('deploy-router', 'router', serviceEnv(ns, {}, { LAG_INTERVAL_MS: '300' }))
-  const [apiLine, distributorLine, routerLine] = await Promise.all([
+  alarms = startService('deploy-alarms', 'alarms', serviceEnv(ns, {}))
+  const [apiLine, distributorLine, routerLine, alarmsLine] = await Promise.all([
     api.waitForLog((l) => typeof l.port === 'number'),
     distributor.waitForLog((l) => typeof l.metricsPort === 'number'),
     router.waitForLog((l) => typeof l.metricsPort === 'number', 60_000),
+    alarms.waitForLog((l) => typeof l.metricsPort === 'number', 60_000),
   ])
   apiUrl = `http://127.0.0.1:${apiLine.port}`
   distributorUrl = `http://127.0.0.1:${distributorLine.metricsPort}`
   routerUrl = `http://127.0.0.1:${routerLine.metricsPort}`
+  alarmsUrl = `http://127.0.0.1:${alarmsLine.metricsPort}`
 })
 
 after(async () => {
-  for (const p of [api, distributor, router]) p?.kill('SIGTERM')
-  await Promise.all([api?.exited, distributor?.exited, router?.exited])
+  for (const p of [api, distributor, router, alarms]) p?.kill('SIGTERM')
+  await Promise.all([api?.exited, distributor?.exited, router?.exited, alarms?.exited])
   if (admin) await deleteNamespace(admin, redis, ns)
   redis?.disconnect()
   await admin?.disconnect()
@@ -91,12 +97,12 @@ const withLag = (url: string, who: string) =>
     200,
   )
 
-test('every metric deploy/ names is on the live /metrics of the api, the distributor or the router', async () => {
+test('every metric deploy/ names is on the live /metrics of the api, the distributor, the router or alarms', async () => {
   const [distributorText, routerText] = await Promise.all([
     withLag(distributorUrl, 'distributor'),
     withLag(routerUrl, 'router'),
   ])
-  const live = `${await scrape(apiUrl)}\n${distributorText}\n${routerText}`
+  const live = [await scrape(apiUrl), distributorText, routerText, await scrape(alarmsUrl)].join('\n')
   const expressions = promqlExpressions()
   assert.ok(expressions.length > 40)
   assert.deepEqual(unknownMetricReferences(expressions, metricFamilies(live)), [])
@@ -176,6 +182,35 @@ test("the router's lag and age carry the labels its autoscaler's queries select 
   )
 })
 
+test('the alarms processor\'s series carry service="alarms", and the one processor owns every partition', async () => {
+  const owned = (text: string) =>
+    Number(/^herald_alarm_partitions_owned\{[^}]*\} (\S+)$/m.exec(text)?.[1] ?? Number.NaN)
+  // Owned from its join; the gauge is 0 (never set) before.
+  const text = await eventually(
+    'the alarms processor owning its partitions',
+    async () => {
+      const t = await scrape(alarmsUrl)
+      return owned(t) === partitions ? t : undefined
+    },
+    30_000,
+    200,
+  )
+  const families = metricFamilies(text)
+  for (const [metric, type] of [
+    ['herald_alarm_partitions_owned', 'gauge'],
+    ['herald_alarms_known', 'gauge'],
+    ['herald_alarm_events_produced_total', 'counter'],
+    ['herald_alarm_records_unreadable_total', 'counter'],
+    ['herald_alarm_timer_lateness_seconds', 'histogram'],
+  ] as const)
+    assert.equal(families.get(metric), type, metric)
+  // Every sample, the process' own included, carries the default label alerts and dashboards select by.
+  const series = [...text.matchAll(/^(herald_\w+)\{([^}]*)\} /gm)]
+  assert.ok(series.length > 10)
+  for (const [, name, labels] of series) assert.match(labels ?? '', /\bservice="alarms"/, name)
+  assert.equal(samples(text, 'herald_alarms_known').length, 1)
+})
+
 test('every probe and healthcheck path of the manifests and Dockerfiles answers on the running services', async () => {
   const deployments = kustomize('.').filter((o) => o.kind === 'Deployment')
   const paths = (name: string, dockerfileName: string) => {
@@ -194,6 +229,7 @@ test('every probe and healthcheck path of the manifests and Dockerfiles answers 
     [apiUrl, paths('herald-api', 'Dockerfile.api')],
     [distributorUrl, paths('herald-distributor-', 'Dockerfile.distributor')],
     [routerUrl, paths('herald-router', 'Dockerfile.router')],
+    [alarmsUrl, paths('herald-alarms', 'Dockerfile.alarms')],
   ] as const) {
     assert.ok(list.length >= 3 && list.includes('/metrics'), `paths found: ${list.join(', ')}`)
     for (const path of list) {

@@ -1,12 +1,13 @@
 // The PromQL in deploy/ (alerts, Prometheus adapter rules, KEDA triggers, the Grafana dashboard): it parses,
 // it names only metrics the services register (here against registries built in-process;
-// metrics.int.test.ts checks the same against the /metrics of a running api, distributor and router), the
-// retention alert keeps its documented fraction of the topics' retention, and the dashboard shows what
-// an operator needs.
+// metrics.int.test.ts checks the same against the /metrics of a running api, distributor, router and alarms
+// processor), the retention alert keeps its documented fraction of the topics' retention, and the dashboard
+// shows what an operator needs.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { channels } from '@herald/shared/config'
 import { topicNames, topicSpecs } from '@herald/shared/topics'
+import { createAlarmsMetrics } from '../../alarms/src/metrics.ts'
 import { createApiMetrics } from '../../api/src/metrics.ts'
 import { createDistributorMetrics } from '../../distributor/src/metrics.ts'
 import { createRouterMetrics } from '../../router/src/metrics.ts'
@@ -35,11 +36,12 @@ test('every PromQL expression in deploy/ parses', () => {
   assert.deepEqual(broken, [])
 })
 
-test('every metric named in deploy/ is registered by the api, the distributor or the router', async () => {
+test('every metric named in deploy/ is registered by the api, the distributor, the router or alarms', async () => {
   const text = [
     await createApiMetrics().registry.metrics(),
     await createDistributorMetrics({ channel: 'email' }).registry.metrics(),
     await createRouterMetrics().registry.metrics(),
+    await createAlarmsMetrics().registry.metrics(),
   ].join('\n')
   assert.deepEqual(unknownMetricReferences(expressions, metricFamilies(text)), [])
 })
@@ -76,6 +78,9 @@ test('alerts: unique names, a severity and a summary each, and every issue area 
     'herald_produce_failures_total',
     'herald_http_requests_total',
     'herald_records_expired_unfinished_total',
+    'herald_alarm_timer_lateness_seconds_bucket',
+    'herald_alarm_records_unreadable_total',
+    'herald_alarm_partitions_owned',
   ])
     assert.ok(watched.has(metric), `no alert watches ${metric}`)
 })

@@ -25,6 +25,17 @@ export function readYaml<T = unknown>(path: string): T[] {
   })
 }
 
+// --- Compose ----------------------------------------------------------------------------------------
+
+/**
+ * The workspace (npm script, Dockerfile.<script>) a compose service runs: one per channel runs the
+ * distributor; Kafka, Redis and the stand-ins are none of Herald's (undefined).
+ */
+export function composeServiceScript(name: string): string | undefined {
+  if (name.startsWith('distributor-')) return 'distributor'
+  return ['api', 'router', 'alarms'].includes(name) ? name : undefined
+}
+
 // --- Kubernetes ---------------------------------------------------------------------------------------
 
 export interface K8sObject {
