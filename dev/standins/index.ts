@@ -1,10 +1,22 @@
-// The four stand-ins together, for npm start, npm run sandbox and tests.
+// The four stand-ins together, for npm start, npm run sandbox and tests; the alerts engine's on request.
+import {
+  type AlertsEngineStandIn,
+  type EngineFaults,
+  parseEngineFaults,
+  startAlertsEngineStandIn,
+} from './alerts-engine.ts'
 import { type Faults, faultsFromEnv, type StandIn } from './common.ts'
 import { startSlackStandIn } from './slack.ts'
 import { type SmtpStandIn, startSmtpStandIn } from './smtp.ts'
 import { startTwilioStandIn } from './twilio.ts'
 import { startWebhookStandIn } from './webhook.ts'
 
+export {
+  type AlertsEngineStandIn,
+  type AlertsEngineStandInOptions,
+  type EngineFaults,
+  startAlertsEngineStandIn,
+} from './alerts-engine.ts'
 export type { Faults, PermanentRecipient, ReceivedMessage, StandIn, StandInOptions } from './common.ts'
 export { parseFaults } from './common.ts'
 export { type SlackStandInOptions, startSlackStandIn } from './slack.ts'
@@ -18,6 +30,7 @@ export interface SandboxPorts {
   twilio: number
   slack: number
   webhook: number
+  alertsEngine: number
 }
 
 export const defaultPorts: SandboxPorts = {
@@ -26,6 +39,7 @@ export const defaultPorts: SandboxPorts = {
   twilio: 4010,
   slack: 4020,
   webhook: 4030,
+  alertsEngine: 4040,
 }
 
 const portEnv: Record<keyof SandboxPorts, string> = {
@@ -34,6 +48,7 @@ const portEnv: Record<keyof SandboxPorts, string> = {
   twilio: 'TWILIO_STANDIN_PORT',
   slack: 'SLACK_STANDIN_PORT',
   webhook: 'WEBHOOK_STANDIN_PORT',
+  alertsEngine: 'ALERTS_ENGINE_STANDIN_PORT',
 }
 
 export interface SandboxOptions {
@@ -42,7 +57,13 @@ export interface SandboxOptions {
   /** Interface to listen on; else STANDIN_HOST; else 127.0.0.1. */
   host?: string
   /** Faults at start; else SMTP_STANDIN_FAULTS, TWILIO_STANDIN_FAULTS, SLACK_STANDIN_FAULTS, WEBHOOK_STANDIN_FAULTS or STANDIN_FAULTS (JSON). */
-  faults?: { smtp?: Faults; twilio?: Faults; slack?: Faults; webhook?: Faults }
+  faults?: { smtp?: Faults; twilio?: Faults; slack?: Faults; webhook?: Faults; alertsEngine?: EngineFaults }
+  /**
+   * Also start the alerts engine stand-in (seed 003; off by default): port `ports.alertsEngine`, else
+   * ALERTS_ENGINE_STANDIN_PORT, else 4040; faults else ALERTS_ENGINE_STANDIN_FAULTS (JSON), else the
+   * engine's 1.5% of 500s; its alerts from the file ALERTS_ENGINE_STANDIN_ALERTS when set.
+   */
+  alertsEngine?: boolean
   /** JSONL record of every received message per stand-in; else STANDIN_RECORD_DIR. */
   recordDir?: string
   /** Keep only the newest N messages in memory; else STANDIN_MAX_MESSAGES; else all. */
@@ -55,6 +76,8 @@ export interface Sandbox {
   twilio: StandIn
   slack: StandIn
   webhook: StandIn
+  /** Only when asked for with `alertsEngine: true`. */
+  alertsEngine?: AlertsEngineStandIn
   /** The environment that points Herald's services at the stand-ins. */
   env: Record<string, string>
   describe(): string[]
@@ -69,6 +92,28 @@ function portFor(name: keyof SandboxPorts, ports: Partial<SandboxPorts>): number
     throw new Error(`${portEnv[name]} must be a port number (0 for any free port), not "${raw}"`)
   }
   return port
+}
+
+function startAlertsEngine(
+  options: SandboxOptions,
+  common: { recordDir?: string; quiet: boolean; host: string },
+): Promise<AlertsEngineStandIn> {
+  const fromEnv = process.env.ALERTS_ENGINE_STANDIN_FAULTS
+  let faults = options.faults?.alertsEngine
+  if (faults === undefined && fromEnv) {
+    try {
+      faults = parseEngineFaults(JSON.parse(fromEnv))
+    } catch (error) {
+      throw new Error(`ALERTS_ENGINE_STANDIN_FAULTS: ${(error as Error).message}`)
+    }
+  }
+  const alertsFile = process.env.ALERTS_ENGINE_STANDIN_ALERTS
+  return startAlertsEngineStandIn({
+    ...common,
+    port: portFor('alertsEngine', options.ports ?? {}),
+    ...(faults === undefined ? {} : { faults }),
+    ...(alertsFile ? { alertsFile } : {}),
+  })
 }
 
 export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbox> {
@@ -94,7 +139,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     slack: options.faults?.slack ?? faultsFromEnv('SLACK_STANDIN_FAULTS'),
     webhook: options.faults?.webhook ?? faultsFromEnv('WEBHOOK_STANDIN_FAULTS'),
   }
-  const started: StandIn[] = []
+  const started: Array<{ close(): Promise<void> }> = []
   try {
     const smtp = await startSmtpStandIn({
       ...common,
@@ -109,11 +154,14 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     started.push(slack)
     const webhook = await startWebhookStandIn({ ...common, port: wanted.webhook, faults: faults.webhook })
     started.push(webhook)
+    const alertsEngine = options.alertsEngine ? await startAlertsEngine(options, common) : undefined
+    if (alertsEngine) started.push(alertsEngine)
     return {
       smtp,
       twilio,
       slack,
       webhook,
+      ...(alertsEngine ? { alertsEngine } : {}),
       env: {
         SMTP_URL: smtp.url,
         TWILIO_API_URL: twilio.url,
@@ -127,6 +175,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
           default: { url: `${webhook.url}/hooks/default`, secret: 'local-stand-in-secret-default' },
           ops: { url: `${webhook.url}/hooks/ops`, secret: 'local-stand-in-secret-ops' },
         }),
+        ...(alertsEngine ? { ALERTS_ENGINE_URL: alertsEngine.url } : {}),
       },
       describe: () => [
         `SMTP      ${smtp.url}  (received: curl ${smtp.httpUrl}/messages)`,
@@ -134,10 +183,21 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
         `Slack     ${slack.url}/services/...  (received: curl ${slack.url}/messages)`,
         `Webhook   ${webhook.url}/hooks/<name>  (received, with headers: curl ${webhook.url}/messages)`,
         `faults:   curl -XPUT ${twilio.url}/faults -d '{"failNext":3,"status":503}'  (same on each; DELETE clears)`,
+        ...(alertsEngine
+          ? [
+              `Alerts    ${alertsEngine.url}/alerts, /query, /notify, /resolve  (calls: curl ${alertsEngine.url}/_standin/calls; faults: /_standin/faults)`,
+            ]
+          : []),
         ...(recordDir ? [`record:   ${recordDir}/{smtp,twilio,slack,webhook}.jsonl`] : []),
       ],
       close: async () => {
-        await Promise.all([smtp.close(), twilio.close(), slack.close(), webhook.close()])
+        await Promise.all([
+          smtp.close(),
+          twilio.close(),
+          slack.close(),
+          webhook.close(),
+          alertsEngine?.close(),
+        ])
       },
     }
   } catch (error) {
