@@ -262,6 +262,16 @@ const envSchema = z.object({
     )
     .pipe(z.array(z.string().regex(/^[a-zA-Z0-9._-]{1,249}$/, 'must be Kafka topic names, comma-separated'))),
   ALARM_EVENT_TTL_SECONDS: positiveInt(4 * 3600),
+  PROMETHEUS_URL: optionalText.pipe(z.url({ error: 'must be a URL' }).optional()),
+  ALERTS_ENGINE_URL: optionalText.pipe(z.url({ error: 'must be a URL' }).optional()),
+  RULES_FROM_ENGINE: z
+    .string()
+    .default('false')
+    .transform((v) => v.trim().toLowerCase())
+    .pipe(z.enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'must be true or false' }))
+    .transform((v) => v === 'true' || v === '1' || v === 'yes'),
+  RULES_REFRESH_SECONDS: positiveInt(60),
+  RULES_CONCURRENCY: positiveInt(64),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 })
 
@@ -302,6 +312,9 @@ const quotable = new Set([
   'WEBHOOK_TIMEOUT_MS',
   'ALARM_EVENTS_TOPICS',
   'ALARM_EVENT_TTL_SECONDS',
+  'RULES_FROM_ENGINE',
+  'RULES_REFRESH_SECONDS',
+  'RULES_CONCURRENCY',
   'RATE_LIMIT_EMAIL',
   'RATE_LIMIT_SMS',
   'RATE_LIMIT_SLACK',
@@ -354,6 +367,17 @@ export interface Config {
   apiKeys: ReadonlyMap<string, Readonly<ApiKey>>
   /** Per recipient of a channel: what RATE_LIMIT_<CHANNEL> allows (absent: no limit). */
   rateLimits: Readonly<Partial<Record<Channel, Readonly<RateLimit>>>>
+  /**
+   * The rules evaluator: where values come from (PROMETHEUS_URL, ALERTS_ENGINE_URL), the alert-exec
+   * compatibility mode (rules imported from the engine, notify/resolve calls), queries in flight.
+   */
+  rules: {
+    prometheusUrl: string | undefined
+    alertsEngineUrl: string | undefined
+    fromEngine: boolean
+    refreshSeconds: number
+    concurrency: number
+  }
   /** The router: external alarm-event topics followed besides Herald's own (ALARM_EVENTS_TOPICS), and the TTL. */
   alarmEvents: { externalTopics: readonly string[]; ttlSeconds: number }
   logLevel: string
@@ -376,7 +400,7 @@ function deepFreeze<T>(value: T): T {
  */
 export function loadConfig(
   env: Record<string, string | undefined>,
-  service: 'api' | 'distributor' | 'router' | 'tool' = 'tool',
+  service: 'api' | 'distributor' | 'router' | 'rules' | 'tool' = 'tool',
 ): Config {
   const result = envSchema.safeParse(env)
   const problems: string[] = []
@@ -403,6 +427,8 @@ export function loadConfig(
       problems.push('WEBHOOK_DESTINATIONS: required when CHANNEL=webhook')
     }
   }
+  if (service === 'rules' && e.RULES_FROM_ENGINE && !e.ALERTS_ENGINE_URL)
+    problems.push('ALERTS_ENGINE_URL: required when RULES_FROM_ENGINE=true')
   if (e.RETRY_BASE_MS > e.RETRY_CAP_MS) problems.push('RETRY_BASE_MS: must not exceed RETRY_CAP_MS')
   if (problems.length > 0) throw new ConfigError(problems)
 
@@ -456,6 +482,13 @@ export function loadConfig(
         return limit ? [[c, limit]] : []
       }),
     ),
+    rules: {
+      prometheusUrl: e.PROMETHEUS_URL,
+      alertsEngineUrl: e.ALERTS_ENGINE_URL,
+      fromEngine: e.RULES_FROM_ENGINE,
+      refreshSeconds: e.RULES_REFRESH_SECONDS,
+      concurrency: e.RULES_CONCURRENCY,
+    },
     alarmEvents: { externalTopics: e.ALARM_EVENTS_TOPICS, ttlSeconds: e.ALARM_EVENT_TTL_SECONDS },
     logLevel: e.LOG_LEVEL,
   })

@@ -58,7 +58,7 @@ export interface TestContext {
   /** A service process, SIGKILLed after the file if it still runs. */
   service(
     name: string,
-    script: 'api' | 'distributor' | 'router' | 'alarms',
+    script: 'api' | 'distributor' | 'router' | 'alarms' | 'rules',
     env: Record<string, string>,
     options?: { entry?: 'production' | 'test' },
   ): ServiceProcess

@@ -25,7 +25,7 @@ export interface ServiceProcess {
  */
 export function startService(
   name: string,
-  script: 'api' | 'distributor' | 'router' | 'alarms',
+  script: 'api' | 'distributor' | 'router' | 'alarms' | 'rules',
   env: Record<string, string>,
   options: { entry?: 'production' | 'test' } = {},
 ): ServiceProcess {

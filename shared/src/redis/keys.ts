@@ -24,6 +24,8 @@ export interface RedisKeys {
   finished: (group: string, topic: string, partition: number) => string
   /** Hash: the token bucket of one recipient on one channel (RATE_LIMIT_<CHANNEL>); `recipient` is hashed. */
   rateLimit: (channel: string, recipient: string) => string
+  /** Hash per partition of the rules topic: rule name → its evaluation state (JSON, rules/src/evaluate.ts). */
+  ruleStates: (topic: string, partition: number) => string
   /** Hash per partition of an alarm-events topic: (alarm, route) → the router's reminder entry (JSON). */
   reminders: (group: string, topic: string, partition: number) => string
 }
@@ -38,6 +40,7 @@ export function redisKeys(prefix = 'herald'): RedisKeys {
     fanOut: (parentId) => `${prefix}:fanout:${parentId}`,
     finished: (group, topic, partition) => `${prefix}:{${group}:${topic}}:finished:${partition}`,
     rateLimit: (channel, recipient) => `${prefix}:rate:${channel}:${recipient}`,
+    ruleStates: (topic, partition) => `${prefix}:{rules:${topic}}:state:${partition}`,
     reminders: (group, topic, partition) => `${prefix}:{${group}:${topic}}:reminders:${partition}`,
   }
 }
