@@ -16,12 +16,16 @@ export const queryFailingAlarmClass = 'herald-rule-query-failing'
  * The rule's own alarm: named after the rule, reminding every `repeatIntervalSecs` (raised to 10 s, the
  * alarms' shortest period; compatibility mode's engine notices keep the rule's own period), with the
  * rule's labels. Its severity is only the default of an activation naming none, which the rule's never do.
+ * It latches: only a latching alarm takes an acknowledgement (JAWS), and an ack is how a person stops the
+ * repeats of a crossed threshold; a threshold that passes before anyone acknowledged it stays
+ * `normal-latched` (still told) until someone does, so a short crossing is not missed.
  */
 export function ruleAlarmRegistration(rule: Rule): RegistrationInput {
   return {
     name: rule.name,
     class: ruleAlarmClass,
     severity: rule.critical === undefined ? levelSeverity.warn : levelSeverity.critical,
+    latching: true,
     repeatSeconds: Math.min(maxRepeatSeconds, Math.max(minRepeatSeconds, rule.repeatIntervalSecs)),
     ...(rule.labels === undefined ? {} : { labels: { ...rule.labels } }),
   }

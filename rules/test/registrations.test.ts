@@ -15,13 +15,13 @@ const rule = (overrides: Partial<RuleInput> = {}) =>
     ...overrides,
   })
 
-test("a rule's alarm is named after it, reminds every repeatIntervalSecs and carries its labels", () => {
+test("a rule's alarm is named after it, latches (an ack stops its repeats), reminds every repeatIntervalSecs and carries its labels", () => {
   const registration = registrationSchema.parse(ruleAlarmRegistration(rule()))
   assert.deepEqual(registration, {
     name: 'cpu-high',
     class: 'herald-rule',
     severity: 'MEDIUM',
-    latching: false,
+    latching: true,
     repeatSeconds: 300,
     labels: { team: 'infra' },
   })
@@ -35,7 +35,7 @@ test("a repeat shorter than the alarms' 10 s is raised to 10 s; a rule with crit
     name: 'cpu-high',
     class: 'herald-rule',
     severity: 'CRITICAL',
-    latching: false,
+    latching: true,
     repeatSeconds: 10,
   })
 })
