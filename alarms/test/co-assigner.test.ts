@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import { AlarmPartitioner, alarmOfKey, alarmPartition } from '@herald/shared/alarms/partitioner'
 import { Partitioners } from 'kafkajs'
 import { coAssign } from '../src/co-assigner.ts'
-import { AlarmPartitioner, alarmOfKey, alarmPartition } from '../src/partitioner.ts'
 
 const topics = (count: number) =>
   new Map(

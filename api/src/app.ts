@@ -1,4 +1,5 @@
 // createApp(deps): the express app, built from its parts and never listening by itself (main.ts does).
+import { type AlarmStores, alarmStoresReady } from '@herald/shared/alarms/stores'
 import type { Config } from '@herald/shared/config'
 import { type ConfigStores, configStoresReady } from '@herald/shared/config-topics/stores'
 import type { DeadLetterStore } from '@herald/shared/dead-letters'
@@ -14,6 +15,7 @@ import type { ApiMetrics } from './metrics.ts'
 import { buildOpenApi } from './openapi.ts'
 import type { NotificationProducer } from './producer.ts'
 import { alarmEventRoutes, alarmEventRouteTable } from './routes/alarm-events.ts'
+import { alarmRouteOf, alarmRoutes, alarmRouteTable } from './routes/alarms.ts'
 import { configRouteOf, configRoutes, configRouteTable } from './routes/config.ts'
 import { deadLetterRoutes } from './routes/dead-letters.ts'
 import { notificationRoutes } from './routes/notifications.ts'
@@ -31,6 +33,8 @@ export interface AppDeps {
   deadLetters?: DeadLetterStore
   /** Recipients, templates and routes (their endpoints, and /readyz waits until they are loaded). */
   configStores?: ConfigStores
+  /** The alarm topics (the alarms endpoints; /readyz waits for them as for the configuration). */
+  alarmStores?: AlarmStores
   /** Test-only: retain 64 KiB per request, to show that the hostile-input memory check catches a leak. */
   leakForTests?: boolean
   /** Is Kafka reachable? (cached by the caller; /readyz fails when not) */
@@ -58,11 +62,15 @@ export interface ClusterView {
 
 /** This process's readiness: Kafka reachable and configuration loaded; Redis down is reported, not fatal. */
 export async function readinessOf(
-  deps: Pick<AppDeps, 'kafkaReady' | 'redis' | 'configStores'>,
+  deps: Pick<AppDeps, 'kafkaReady' | 'redis' | 'configStores' | 'alarmStores'>,
 ): Promise<Readiness> {
   const kafka = await deps.kafkaReady().catch(() => false)
   const redis = deps.redis.status === 'ready' ? 'ok' : 'degraded'
-  const stores = deps.configStores ? configStoresReady(deps.configStores) : true
+  // `config` covers every compacted topic the api follows: recipients, templates, routes and the alarms.
+  const followed = deps.configStores !== undefined || deps.alarmStores !== undefined
+  const stores =
+    (deps.configStores ? configStoresReady(deps.configStores) : true) &&
+    (deps.alarmStores ? alarmStoresReady(deps.alarmStores) : true)
   const ready = kafka && stores
   return {
     ready,
@@ -70,7 +78,7 @@ export async function readinessOf(
       status: ready ? 'ready' : 'not_ready',
       kafka: kafka ? 'ok' : 'unreachable',
       redis,
-      ...(deps.configStores ? { config: stores ? 'loaded' : 'loading' } : {}),
+      ...(followed ? { config: stores ? 'loaded' : 'loading' } : {}),
     },
   }
 }
@@ -87,11 +95,12 @@ const routes: Record<string, string[]> = {
   '/metrics': ['GET'],
   ...configRouteTable,
   ...alarmEventRouteTable,
+  ...alarmRouteTable,
 }
 
 function routeOf(path: string): string | undefined {
   if (routes[path]) return path
-  const config = configRouteOf(path)
+  const config = configRouteOf(path) ?? alarmRouteOf(path)
   if (config) return config
   if (/^\/api\/v1\/notification\/[^/]+$/.test(path)) return '/api/v1/notification/:id'
   if (/^\/api\/v1\/dead-letters\/[^/]+$/.test(path)) return '/api/v1/dead-letters/:channel'
@@ -209,6 +218,16 @@ export function createApp(deps: AppDeps): express.Express {
       slackDestinations: Object.keys(config.slack.webhooks),
     }
     app.use('/api/v1', configRoutes(deps.configStores, options))
+  }
+  if (deps.alarmStores) {
+    app.use(
+      '/api/v1',
+      alarmRoutes(deps.alarmStores, {
+        anyApiKeys: config.apiKeys.size > 0,
+        logger,
+        writeTimeoutMs: config.kafka.produceTimeoutMs,
+      }),
+    )
   }
   if (deps.deadLetters)
     app.use('/api/v1', deadLetterRoutes(deps.deadLetters, { anyApiKeys: config.apiKeys.size > 0 }))

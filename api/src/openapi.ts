@@ -3,6 +3,7 @@ import { messageLimits, recipientRequestSchema, requestSchemas } from '@herald/s
 import { statuses } from '@herald/shared/status'
 import { z } from 'zod'
 import { alarmEventsOpenApi } from './openapi-alarm-events.ts'
+import { alarmsOpenApi } from './openapi-alarms.ts'
 import { configOpenApi } from './openapi-config.ts'
 import { defaultPageSize, errorClasses, maxPageSize } from './routes/dead-letters.ts'
 
@@ -162,6 +163,7 @@ export function buildOpenApi(options: { maxBatch: number }) {
   }
   const config = configOpenApi({ json, errorResponse, commonErrors, forbidden })
   const alarmEvents = alarmEventsOpenApi({ json, errorResponse, commonErrors }, options)
+  const alarms = alarmsOpenApi({ json, errorResponse, commonErrors, forbidden })
   return {
     openapi: '3.1.0',
     info: {
@@ -178,7 +180,9 @@ export function buildOpenApi(options: { maxBatch: number }) {
           scheme: 'bearer',
           description:
             'An API key from API_KEYS (name:key, a sender; name:key:admin, an admin). Senders send ' +
-            'notifications and alarm events and read statuses; only admins read and replay dead letters. ' +
+            'notifications and alarm events and read statuses, configuration and alarms; only admins read ' +
+            'and replay dead letters, change configuration, and register, activate, acknowledge, shelve or ' +
+            'disable alarms. ' +
             'With no keys configured the api accepts ' +
             'notifications from anyone and refuses the dead-letter endpoints.',
         },
@@ -201,6 +205,7 @@ export function buildOpenApi(options: { maxBatch: number }) {
         ReplayResult: json(replayResultSchema),
         ...config.schemas,
         ...alarmEvents.schemas,
+        ...alarms.schemas,
       },
     },
     security: [{ apiKey: [] }],
@@ -363,6 +368,7 @@ export function buildOpenApi(options: { maxBatch: number }) {
       },
       ...config.paths,
       ...alarmEvents.paths,
+      ...alarms.paths,
     },
   }
 }

@@ -3,6 +3,8 @@
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { AlarmPartitioner } from '@herald/shared/alarms/partitioner'
+import { createAlarmStores, startAlarmStores, stopAlarmStores } from '@herald/shared/alarms/stores'
 import { type Config, channels } from '@herald/shared/config'
 import { createConfigStores, startConfigStores, stopConfigStores } from '@herald/shared/config-topics/stores'
 import { DeadLetterStore } from '@herald/shared/dead-letters'
@@ -15,6 +17,8 @@ import { StatusStore } from '@herald/shared/status'
 import {
   alarmEventTopicName,
   alarmEventTopicSpec,
+  alarmTopicNames,
+  alarmTopicSpecs,
   configTopicNames,
   configTopicSpecs,
   ensureTopics,
@@ -103,6 +107,7 @@ export async function startApi(
           ...topicSpecs(names, channels, config.topics.replication),
           ...configTopicSpecs(configTopicNames(config.keyPrefix), config.topics.replication),
           alarmEventTopicSpec(alarmEventTopicName(config.keyPrefix), config.topics.replication),
+          ...alarmTopicSpecs(alarmTopicNames(config.keyPrefix), config.topics.replication),
         ],
         partitions: config.topics.partitions,
         replication: config.topics.replication,
@@ -131,6 +136,16 @@ export async function startApi(
     retry: producerRetry,
   })
   await kafkaProducer.connect()
+  // The alarm topics need their own partitioner: an override keyed `<name>/<kind>` goes to the partition of
+  // <name>, where the processor that owns the alarm reads it.
+  const alarmProducer = producerKafka.producer({
+    allowAutoTopicCreation: false,
+    createPartitioner: AlarmPartitioner,
+    idempotent: false,
+    maxInFlightRequests: 5,
+    retry: producerRetry,
+  })
+  await alarmProducer.connect()
 
   const metrics = createApiMetrics()
   const producer = new NotificationProducer(kafkaProducer, {
@@ -150,8 +165,17 @@ export async function startApi(
     groupPrefix: config.keyPrefix,
     ackTimeoutMs: Math.floor(requestTimeout * 0.8),
   })
+  // Registrations, activations, overrides and effective states: likewise, every partition.
+  const alarmStores = createAlarmStores(kafka, {
+    names: alarmTopicNames(config.keyPrefix),
+    producer: alarmProducer,
+    logger,
+    groupPrefix: config.keyPrefix,
+    ackTimeoutMs: Math.floor(requestTimeout * 0.8),
+  })
   const storesAbort = new AbortController()
   void startConfigStores(configStores, { logger, signal: storesAbort.signal })
+  void startAlarmStores(alarmStores, { logger, signal: storesAbort.signal })
   const keys = redisKeys(config.keyPrefix)
   const deadLetters = new DeadLetterStore(kafka, names, new StatusStore(redis, keys, config.statusTtlSeconds))
   let kafkaCheck = { at: 0, ok: true }
@@ -168,6 +192,7 @@ export async function startApi(
     metrics,
     deadLetters,
     configStores,
+    alarmStores,
     ...(options.leakForTests ? { leakForTests: true } : {}),
     ...(options.cluster ? { cluster: options.cluster } : {}),
     logger,
@@ -208,8 +233,9 @@ export async function startApi(
       clearInterval(sweep)
       await producer.drain()
       storesAbort.abort()
-      await stopConfigStores(configStores)
+      await Promise.all([stopConfigStores(configStores), stopAlarmStores(alarmStores)])
       await kafkaProducer.disconnect().catch(() => {})
+      await alarmProducer.disconnect().catch(() => {})
       await deadLetters.close().catch(() => {})
       await admin.disconnect().catch(() => {})
       await redis.quit().catch(() => redis.disconnect())

@@ -56,6 +56,15 @@ describe('the published OpenAPI document', () => {
     assert.equal(doc.openapi, '3.1.0')
     assert.deepEqual(Object.keys(doc.paths).sort(), [
       '/api/v1/alarm-events',
+      '/api/v1/alarms',
+      '/api/v1/alarms/{name}',
+      '/api/v1/alarms/{name}/ack',
+      '/api/v1/alarms/{name}/activate',
+      '/api/v1/alarms/{name}/clear',
+      '/api/v1/alarms/{name}/disable',
+      '/api/v1/alarms/{name}/enable',
+      '/api/v1/alarms/{name}/shelve',
+      '/api/v1/alarms/{name}/unshelve',
       '/api/v1/dead-letters/{channel}',
       '/api/v1/dead-letters/{channel}/replay',
       '/api/v1/notification',

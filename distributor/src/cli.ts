@@ -1,4 +1,5 @@
-// Operator tools: npm run herald -- dlq list|replay --channel email [filters]
+// Operator tools: npm run herald -- dlq list|replay --channel email [filters]; recipients, templates and
+// routes (cli-config.ts), alarm-events (cli-alarm-events.ts) and alarms (cli-alarms.ts) through the api.
 //   --class <poison|permanent|retryable|crash-loop>  --since <ISO time>  --until <ISO time>
 //   --at <partition:offset,...> (replay only these)   --limit <n>   --all (replay every match)
 import { readFileSync } from 'node:fs'
@@ -14,13 +15,15 @@ import { StatusStore } from '@herald/shared/status'
 import { topicNames } from '@herald/shared/topics'
 import dotenv from 'dotenv'
 import { alarmEventsUsage, runAlarmEventsCommand } from './cli-alarm-events.ts'
+import { alarmsUsage, runAlarmsCommand } from './cli-alarms.ts'
 import { configAreas, configUsage, runConfigCommand } from './cli-config.ts'
 
 const usage = `usage:
   npm run herald -- dlq list   --channel <email|sms|slack> [--class C] [--since T] [--until T] [--limit N] [--json]
   npm run herald -- dlq replay --channel <email|sms|slack> (--at P:O[,P:O...] | --class C | --since T | --all)
 ${configUsage}
-${alarmEventsUsage}`
+${alarmEventsUsage}
+${alarmsUsage}`
 
 async function main(argv: string[]): Promise<number> {
   dotenv.config({ quiet: true })
@@ -30,6 +33,19 @@ async function main(argv: string[]): Promise<number> {
       out: (line) => console.log(line),
       err: (line) => console.error(line),
       readStdin: () => readFileSync(0, 'utf8'),
+    })
+  }
+  if (argv.find((a) => !a.startsWith('-')) === 'alarms') {
+    // Ctrl-C ends `alarms list --monitor` with exit code 0.
+    const stop = new AbortController()
+    process.once('SIGINT', () => stop.abort())
+    process.once('SIGTERM', () => stop.abort())
+    return runAlarmsCommand(argv, {
+      env: process.env,
+      out: (line) => console.log(line),
+      err: (line) => console.error(line),
+      readStdin: () => readFileSync(0, 'utf8'),
+      signal: stop.signal,
     })
   }
   if ((configAreas as readonly string[]).includes(argv.find((a) => !a.startsWith('-')) ?? '')) {

@@ -76,7 +76,7 @@ export function alarmTopicNames(keyPrefix = 'herald'): Record<AlarmTopicKind, st
 /**
  * The alarm topics are compacted like the configuration topics (a tombstone deletes; a day before either is
  * compacted away), but with TOPIC_PARTITIONS partitions: the processors scale by partitions, and every
- * record of an alarm is written to the partition of its name on each of them (alarms/src/partitioner.ts).
+ * record of an alarm is written to the partition of its name on each of them (shared/src/alarms/partitioner.ts).
  */
 export function alarmTopicSpecs(names: Record<AlarmTopicKind, string>, replication: number): TopicSpec[] {
   const minInsync = String(replication >= 3 ? 2 : 1)

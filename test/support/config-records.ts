@@ -1,8 +1,10 @@
-// Every record of a configuration topic with its headers, read from the log start to the log end.
+// Every record of a configuration topic (or any topic) with its partition and headers, read from the log
+// start to the log end.
 import { randomUUID } from 'node:crypto'
 import type { Kafka } from 'kafkajs'
 
 export interface ConfigRecord {
+  partition: number
   offset: number
   key: string
   value: string | null
@@ -44,6 +46,7 @@ export async function readConfigRecords(
               const headers: Record<string, string> = {}
               for (const [k, v] of Object.entries(m.headers ?? {})) headers[k] = String(v)
               found.push({
+                partition: batch.partition,
                 offset,
                 key: m.key?.toString('utf8') ?? '',
                 value: m.value?.toString('utf8') ?? null,

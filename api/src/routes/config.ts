@@ -47,7 +47,8 @@ export function configRouteOf(path: string): string | undefined {
   return match[2] ? `/api/v1/${match[1]}/:name` : `/api/v1/${match[1]}`
 }
 
-const pageQuery = z.strictObject({
+/** `limit` and `cursor` of a paged list (the alarms list extends it with its filters). */
+export const pageQuery = z.strictObject({
   limit: z.coerce
     .number({ error: 'must be a number' })
     .int('must be a whole number')
@@ -57,8 +58,9 @@ const pageQuery = z.strictObject({
   cursor: z.string().max(2000).optional(),
 })
 
-const encodeCursor = (name: string) => Buffer.from(name, 'utf8').toString('base64url')
-function decodeCursor(text: string): string | undefined {
+/** A list's `nextCursor`: the last name of the page, opaque to clients. */
+export const encodeCursor = (name: string) => Buffer.from(name, 'utf8').toString('base64url')
+export function decodeCursor(text: string): string | undefined {
   if (!/^[\w-]+$/.test(text)) return undefined
   const name = Buffer.from(text, 'base64url').toString('utf8')
   return name.length > 0 && encodeCursor(name) === text ? name : undefined

@@ -67,6 +67,8 @@ export class ConfigTopicStore<T> {
   readonly #ackTimeoutMs: number
   readonly #stopTimeoutMs: number
   readonly #entries = new Map<string, T>()
+  /** The audit headers of the record that set each entry (what `auditOf` answers). */
+  readonly #audits = new Map<string, Required<Audit>>()
   /** Next offset to read, per partition. */
   readonly #position = new Map<number, number>()
   /** Log end per partition when the store started: `ready` once every position reached it. */
@@ -173,7 +175,7 @@ export class ConfigTopicStore<T> {
       const offset = Number(message.offset)
       // After a rejoin the group has no committed offset and reads from the beginning again.
       if (offset < (this.#position.get(partition) ?? 0)) continue
-      this.#apply(message.key?.toString('utf8'), message.value, offset)
+      this.#apply(message.key?.toString('utf8'), message.value, offset, message.headers)
       this.#position.set(partition, offset + 1)
     }
     const last = Number(batch.lastOffset())
@@ -182,13 +184,14 @@ export class ConfigTopicStore<T> {
     this.#checkReady()
   }
 
-  #apply(name: string | undefined, value: Buffer | null, offset: number): void {
+  #apply(name: string | undefined, value: Buffer | null, offset: number, headers?: IHeaders): void {
     if (name === undefined || name === '') {
       this.#logger.warn({ offset }, 'record without a key ignored')
       return
     }
     if (value === null) {
       this.#entries.delete(name)
+      this.#audits.delete(name)
       return
     }
     let parsed: unknown
@@ -208,6 +211,7 @@ export class ConfigTopicStore<T> {
       return
     }
     this.#entries.set(name, result.data)
+    this.#audits.set(name, auditOfHeaders(headers))
   }
 
   #checkReady(): void {
@@ -288,6 +292,11 @@ export class ConfigTopicStore<T> {
     return this.#entries.get(name)
   }
 
+  /** Who wrote the current value of `name` (its record's audit headers; "-" for a header it lacks). */
+  auditOf(name: string): Required<Audit> | undefined {
+    return this.#audits.get(name)
+  }
+
   has(name: string): boolean {
     return this.#entries.has(name)
   }
@@ -332,4 +341,13 @@ export class ConfigTopicStore<T> {
     })()
     return this.#stopped
   }
+}
+
+function auditOfHeaders(headers: IHeaders | undefined): Required<Audit> {
+  const text = (name: string): string => {
+    const value = headers?.[name]
+    const first = Array.isArray(value) ? value[0] : value
+    return first === undefined ? '-' : first.toString()
+  }
+  return { user: text('herald-user'), source: text('herald-source'), host: text('herald-host') }
 }

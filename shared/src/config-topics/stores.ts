@@ -66,8 +66,16 @@ export async function startConfigStores(
   stores: ConfigStores,
   options: { logger: Logger; signal?: AbortSignal },
 ): Promise<void> {
+  await startTopicStores(all(stores), options)
+}
+
+/** startConfigStores for any list of stores (the alarm stores use it too). */
+export async function startTopicStores(
+  stores: ReadonlyArray<ConfigTopicStore<unknown>>,
+  options: { logger: Logger; signal?: AbortSignal },
+): Promise<void> {
   await Promise.all(
-    all(stores).map(async (store) => {
+    stores.map(async (store) => {
       for (let attempt = 1; !options.signal?.aborted; attempt++) {
         try {
           await store.start()

@@ -89,6 +89,7 @@ describe('a configuration topic store', () => {
       },
       { user: 'ops', source: 'test', host: 'test-host' },
     )
+    assert.deepEqual(store.auditOf('ada'), { user: 'ops', source: 'test', host: 'test-host' })
   })
 
   test('a new store (a restart) reads the state back from the topic before it is ready', async () => {
@@ -106,6 +107,7 @@ describe('a configuration topic store', () => {
     await store.put('temp', { id: 'temp', name: 'Temp', channels: [] }, audit)
     assert.equal(await store.delete('temp', audit), true)
     assert.equal(store.get('temp'), undefined)
+    assert.equal(store.auditOf('temp'), undefined, 'a deleted entry has no audit')
     assert.equal(await store.delete('temp', audit), false, 'an unknown name writes nothing')
     const records = await readConfigRecords(kafka, names.recipients)
     const tombstones = records.filter((r) => r.key === 'temp' && r.value === null)
