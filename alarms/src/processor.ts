@@ -8,6 +8,7 @@
 // then alarm events (to the router), then the effective record (the processor's memory, written last).
 import { hostname } from 'node:os'
 import { type AlarmEvent, encodeAlarmEvent } from '@herald/shared/alarm-events'
+import { AlarmPartitioner, alarmOfKey } from '@herald/shared/alarms/partitioner'
 import {
   activationSchema,
   type Effective,
@@ -38,7 +39,6 @@ import {
   step,
 } from './lifecycle.ts'
 import type { AlarmsMetrics } from './metrics.ts'
-import { AlarmPartitioner, alarmOfKey } from './partitioner.ts'
 
 export interface AlarmProcessorDeps {
   kafka: Kafka

@@ -5,6 +5,7 @@
 // registered on first use), and in alert-exec compatibility mode also the engine's POST /notify and
 // POST /resolve. A member that takes a partition over reads the states and carries the schedule on.
 import { hostname } from 'node:os'
+import { AlarmPartitioner } from '@herald/shared/alarms/partitioner'
 import type { Activation } from '@herald/shared/alarms/schemas'
 import { activationSchema } from '@herald/shared/alarms/schemas'
 import type { Config } from '@herald/shared/config'
@@ -14,7 +15,6 @@ import type { Redis } from '@herald/shared/redis/client'
 import type { RedisKeys } from '@herald/shared/redis/keys'
 import { parseRuleRecord, type Rule, type RuleState, ruleStateSchema } from '@herald/shared/rules/schemas'
 import type { Consumer, ConsumerGroupJoinEvent, EachBatchPayload, Kafka, Producer } from 'kafkajs'
-import { AlarmPartitioner } from '../../alarms/src/partitioner.ts'
 import { activationSource, evaluate, type RuleAction, retireRule, stateFromActivation } from './evaluate.ts'
 import type { RulesMetrics } from './metrics.ts'
 import { postToEngine, queryRule } from './queries.ts'

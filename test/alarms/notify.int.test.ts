@@ -4,6 +4,7 @@
 // while the alarm stays active and stops once it is cleared.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import { AlarmPartitioner } from '@herald/shared/alarms/partitioner'
 import { createLogger } from '@herald/shared/logger'
 import {
   alarmEventTopicName,
@@ -12,7 +13,6 @@ import {
   alarmTopicSpecs,
   ensureTopics,
 } from '@herald/shared/topics'
-import { AlarmPartitioner } from '../../alarms/src/partitioner.ts'
 import { startTestApi } from '../support/api.ts'
 import { testContext } from '../support/context.ts'
 import { serviceEnv } from '../support/fixtures.ts'

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { after, before, test } from 'node:test'
+import { AlarmPartitioner } from '@herald/shared/alarms/partitioner'
 import type { Effective } from '@herald/shared/alarms/schemas'
 import { createLogger } from '@herald/shared/logger'
 import {
@@ -14,7 +15,6 @@ import {
   ensureTopics,
 } from '@herald/shared/topics'
 import type { Consumer, Producer } from 'kafkajs'
-import { AlarmPartitioner } from '../../alarms/src/partitioner.ts'
 import { testContext } from '../support/context.ts'
 import { serviceEnv, type TestNamespace } from '../support/fixtures.ts'
 import { eventually, type ServiceProcess } from '../support/service-process.ts'

@@ -4,6 +4,7 @@
 // acknowledges it; a shelve holds the repeats of another rule's alarm until it expires.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import { AlarmPartitioner } from '@herald/shared/alarms/partitioner'
 import { createLogger } from '@herald/shared/logger'
 import { rulesTopicName, rulesTopicSpec } from '@herald/shared/rules/topics'
 import {
@@ -13,7 +14,6 @@ import {
   alarmTopicSpecs,
   ensureTopics,
 } from '@herald/shared/topics'
-import { AlarmPartitioner } from '../../alarms/src/partitioner.ts'
 import { startAlertsEngineStandIn } from '../../dev/standins/alerts-engine.ts'
 import { startTestApi } from '../support/api.ts'
 import { testContext } from '../support/context.ts'
