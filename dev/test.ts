@@ -70,6 +70,11 @@ async function main(): Promise<number> {
     if (!skipChecks) {
       log('type check (tsc --noEmit)')
       results.push(['typecheck', await run(bin('tsc'), ['--noEmit', '-p', 'tsconfig.json'])])
+      // The console runs in a browser: its own project, with the DOM's types.
+      results.push([
+        'typecheck console',
+        await run(bin('tsc'), ['--noEmit', '-p', 'api/console/tsconfig.json']),
+      ])
       log('lint and format check (biome)')
       results.push(['lint', await run(bin('biome'), ['check', '.'])])
     }

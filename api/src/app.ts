@@ -9,6 +9,8 @@ import type { StatusStore } from '@herald/shared/status'
 import { alarmEventTopicName, type TopicNames } from '@herald/shared/topics'
 import express, { type ErrorRequestHandler, type NextFunction, type Request, type Response } from 'express'
 import { apiKeyAuth } from './auth.ts'
+import type { ChannelLagReader } from './channels.ts'
+import { consoleRoutes } from './console.ts'
 import { ApiError } from './errors.ts'
 import type { IdempotencyStore } from './idempotency.ts'
 import type { ApiMetrics } from './metrics.ts'
@@ -16,6 +18,7 @@ import { buildOpenApi } from './openapi.ts'
 import type { NotificationProducer } from './producer.ts'
 import { alarmEventRoutes, alarmEventRouteTable } from './routes/alarm-events.ts'
 import { alarmRouteOf, alarmRoutes, alarmRouteTable } from './routes/alarms.ts'
+import { channelRoutes, channelsPath } from './routes/channels.ts'
 import { configRouteOf, configRoutes, configRouteTable } from './routes/config.ts'
 import { deadLetterRoutes } from './routes/dead-letters.ts'
 import { notificationRoutes } from './routes/notifications.ts'
@@ -35,6 +38,8 @@ export interface AppDeps {
   configStores?: ConfigStores
   /** The alarm topics (the alarms endpoints; /readyz waits for them as for the configuration). */
   alarmStores?: AlarmStores
+  /** The distributors' lag per channel (GET /api/v1/channels). */
+  channelLag?: ChannelLagReader
   /** Test-only: retain 64 KiB per request, to show that the hostile-input memory check catches a leak. */
   leakForTests?: boolean
   /** Is Kafka reachable? (cached by the caller; /readyz fails when not) */
@@ -90,6 +95,7 @@ const routes: Record<string, string[]> = {
   '/api/v1/openapi.json': ['GET'],
   '/api/v1/dead-letters/:channel': ['GET'],
   '/api/v1/dead-letters/:channel/replay': ['POST'],
+  [channelsPath]: ['GET'],
   '/healthz': ['GET'],
   '/readyz': ['GET'],
   '/metrics': ['GET'],
@@ -167,6 +173,8 @@ export function createApp(deps: AppDeps): express.Express {
   app.get('/api/v1/openapi.json', (_req, res) => {
     res.json(openapi)
   })
+  // The operator console: static files; it signs in with an API key and calls the endpoints below.
+  app.use('/console', consoleRoutes(logger))
 
   // Method check before auth and parsing: a wrong method on a known route is 405, whatever the body.
   app.use((req: Request, res: Response, next: NextFunction) => {
@@ -229,6 +237,7 @@ export function createApp(deps: AppDeps): express.Express {
       }),
     )
   }
+  if (deps.channelLag) app.use('/api/v1', channelRoutes(deps.channelLag))
   if (deps.deadLetters)
     app.use('/api/v1', deadLetterRoutes(deps.deadLetters, { anyApiKeys: config.apiKeys.size > 0 }))
 

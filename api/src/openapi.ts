@@ -4,6 +4,7 @@ import { statuses } from '@herald/shared/status'
 import { z } from 'zod'
 import { alarmEventsOpenApi } from './openapi-alarm-events.ts'
 import { alarmsOpenApi } from './openapi-alarms.ts'
+import { channelsOpenApi } from './openapi-channels.ts'
 import { configOpenApi } from './openapi-config.ts'
 import { defaultPageSize, errorClasses, maxPageSize } from './routes/dead-letters.ts'
 
@@ -164,6 +165,7 @@ export function buildOpenApi(options: { maxBatch: number }) {
   const config = configOpenApi({ json, errorResponse, commonErrors, forbidden })
   const alarmEvents = alarmEventsOpenApi({ json, errorResponse, commonErrors }, options)
   const alarms = alarmsOpenApi({ json, errorResponse, commonErrors, forbidden })
+  const channelLag = channelsOpenApi({ json, errorResponse, commonErrors })
   return {
     openapi: '3.1.0',
     info: {
@@ -206,6 +208,7 @@ export function buildOpenApi(options: { maxBatch: number }) {
         ...config.schemas,
         ...alarmEvents.schemas,
         ...alarms.schemas,
+        ...channelLag.schemas,
       },
     },
     security: [{ apiKey: [] }],
@@ -369,6 +372,7 @@ export function buildOpenApi(options: { maxBatch: number }) {
       ...config.paths,
       ...alarmEvents.paths,
       ...alarms.paths,
+      ...channelLag.paths,
     },
   }
 }

@@ -28,6 +28,7 @@ import {
 import { Partitioners } from 'kafkajs'
 import type { Registry } from 'prom-client'
 import { type AppDeps, type ClusterView, createApp, type Readiness, readinessOf } from './app.ts'
+import { ChannelLagReader } from './channels.ts'
 import { IdempotencyStore } from './idempotency.ts'
 import { createApiMetrics } from './metrics.ts'
 import { NotificationProducer } from './producer.ts'
@@ -191,6 +192,14 @@ export async function startApi(
     topics: names,
     metrics,
     deadLetters,
+    channelLag: new ChannelLagReader({
+      admin,
+      redis,
+      keys,
+      topics: names,
+      channels,
+      keyPrefix: config.keyPrefix,
+    }),
     configStores,
     alarmStores,
     ...(options.leakForTests ? { leakForTests: true } : {}),

@@ -65,6 +65,7 @@ describe('the published OpenAPI document', () => {
       '/api/v1/alarms/{name}/enable',
       '/api/v1/alarms/{name}/shelve',
       '/api/v1/alarms/{name}/unshelve',
+      '/api/v1/channels',
       '/api/v1/dead-letters/{channel}',
       '/api/v1/dead-letters/{channel}/replay',
       '/api/v1/notification',

@@ -80,48 +80,71 @@ export class LagExporter {
 
   /** Reads the lag of every partition and, for the lagging ones, the age of the record at `next`. */
   async collect(): Promise<PartitionLag[]> {
-    const bounds = await this.#admin.fetchTopicOffsets(this.#topic)
-    const stored = await this.#offsets.read()
-    const committed = new Map<number, number>()
-    if (bounds.some((b) => !stored.has(b.partition))) {
-      const [offsets] = await this.#admin.fetchOffsets({ groupId: this.#groupId, topics: [this.#topic] })
-      for (const p of offsets?.partitions ?? [])
-        if (Number(p.offset) >= 0) committed.set(p.partition, Number(p.offset))
-    }
-    const lags = bounds.map((b) => {
-      const low = Number(b.low)
-      const high = Number(b.high)
-      const next = Math.max(low, stored.get(b.partition) ?? committed.get(b.partition) ?? low)
-      return { partition: b.partition, next, high, lag: Math.max(0, high - next) }
-    })
+    const lags = await readPartitionLags(this.#admin, this.#offsets, this.#topic, this.#groupId)
     if (!this.#leader) return lags
     const topic = this.#topic
     for (const l of lags) {
       this.#metrics.lag.set({ topic, partition: String(l.partition) }, l.lag)
       this.#exported.add(l.partition)
     }
-    const ages = await Promise.all(lags.filter((l) => l.lag > 0).map((l) => this.#ageOf(l.partition, l.next)))
-    this.#metrics.oldestUnfinishedAge.set({ topic }, Math.max(0, ...ages))
+    const now = Date.now()
+    const times = await Promise.all(
+      lags
+        .filter((l) => l.lag > 0)
+        .map((l) => recordTimeOf(this.#admin, this.#topic, l.partition, l.next, now)),
+    )
+    this.#metrics.oldestUnfinishedAge.set({ topic }, Math.max(0, ...times.map((t) => (now - t) / 1000)))
     return lags
   }
+}
 
-  /**
-   * Age in seconds of the record at `offset`, from its broker timestamp: the latest time T whose first
-   * offset at or after T is still at or below `offset`, found by bisection to one second.
-   */
-  async #ageOf(partition: number, offset: number): Promise<number> {
-    const now = Date.now()
-    let lo = now - 90 * 24 * 3600 * 1000
-    let hi = now
-    while (hi - lo > 1000) {
-      const mid = Math.floor((lo + hi) / 2)
-      const found = (await this.#admin.fetchTopicOffsetsByTimestamp(this.#topic, mid)).find(
-        (p) => p.partition === partition,
-      )
-      const first = Number(found?.offset ?? -1)
-      if (first >= 0 && first <= offset) lo = mid
-      else hi = mid
-    }
-    return (now - lo) / 1000
+/**
+ * The lag of every partition of `topic` for a group that stores its offsets in Redis: the log end minus the
+ * stored next (else the offset mirrored to Kafka, else the log start). Shared by the exporter and the api.
+ */
+export async function readPartitionLags(
+  admin: Admin,
+  offsets: Pick<OffsetStore, 'read'>,
+  topic: string,
+  groupId: string,
+): Promise<PartitionLag[]> {
+  const bounds = await admin.fetchTopicOffsets(topic)
+  const stored = await offsets.read()
+  const committed = new Map<number, number>()
+  if (bounds.some((b) => !stored.has(b.partition))) {
+    const [found] = await admin.fetchOffsets({ groupId, topics: [topic] })
+    for (const p of found?.partitions ?? [])
+      if (Number(p.offset) >= 0) committed.set(p.partition, Number(p.offset))
   }
+  return bounds.map((b) => {
+    const low = Number(b.low)
+    const high = Number(b.high)
+    const next = Math.max(low, stored.get(b.partition) ?? committed.get(b.partition) ?? low)
+    return { partition: b.partition, next, high, lag: Math.max(0, high - next) }
+  })
+}
+
+/**
+ * When the record at `offset` was written (ms, to one second), from its broker timestamp: the latest time T
+ * whose first offset at or after T is still at or below `offset`, found by bisection over the last 90 days.
+ */
+export async function recordTimeOf(
+  admin: Admin,
+  topic: string,
+  partition: number,
+  offset: number,
+  now = Date.now(),
+): Promise<number> {
+  let lo = now - 90 * 24 * 3600 * 1000
+  let hi = now
+  while (hi - lo > 1000) {
+    const mid = Math.floor((lo + hi) / 2)
+    const found = (await admin.fetchTopicOffsetsByTimestamp(topic, mid)).find(
+      (p) => p.partition === partition,
+    )
+    const first = Number(found?.offset ?? -1)
+    if (first >= 0 && first <= offset) lo = mid
+    else hi = mid
+  }
+  return lo
 }

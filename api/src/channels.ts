@@ -1,0 +1,139 @@
+// What GET /api/v1/channels answers: per channel, the distributors' lag on every partition (log end minus the
+// next offset they stored in Redis, as their own lag exporter computes it), the age of the oldest unfinished
+// record, and how many replicas are in the channel's consumer group.
+//
+// Consoles poll this, possibly several at once: one snapshot is computed at a time and reused for a second,
+// and the write time of the record at a stuck `next` is remembered, so a distributor that stopped costs one
+// bisection of broker timestamps, not one per poll.
+import type { Channel } from '@herald/shared/config'
+import { readPartitionLags, recordTimeOf } from '@herald/shared/offsets/lag'
+import { OffsetStore } from '@herald/shared/offsets/offsets'
+import type { Redis } from '@herald/shared/redis/client'
+import type { RedisKeys } from '@herald/shared/redis/keys'
+import type { TopicNames } from '@herald/shared/topics'
+import type { Admin } from 'kafkajs'
+
+export interface PartitionView {
+  partition: number
+  /** The first offset not finished yet (what the distributors stored). */
+  next: number
+  /** The log end: the offset the next record written will get. */
+  end: number
+  lag: number
+  /** Age of the record at `next`, when the partition lags; else null. */
+  oldestUnfinishedAgeSeconds: number | null
+}
+
+export interface ChannelView {
+  channel: Channel
+  topic: string
+  group: string
+  /** Members of the consumer group (distributor replicas), null when the broker could not tell. */
+  replicas: number | null
+  lag: number
+  oldestUnfinishedAgeSeconds: number | null
+  partitions: PartitionView[]
+}
+
+export interface ChannelsSnapshot {
+  at: string
+  channels: ChannelView[]
+}
+
+/** The consumer group of a channel's distributors (distributor/src/main.ts names it the same way). */
+export const distributorGroup = (keyPrefix: string, channel: Channel) => `${keyPrefix}.distributor.${channel}`
+
+export class ChannelLagReader {
+  readonly #admin: Admin
+  readonly #topics: TopicNames
+  readonly #channels: readonly Channel[]
+  readonly #keyPrefix: string
+  readonly #stores = new Map<Channel, OffsetStore>()
+  /** `topic:partition:offset` → when that record was written (ms). */
+  readonly #recordTimes = new Map<string, number>()
+  #last: { at: number; snapshot: Promise<ChannelsSnapshot> } | undefined
+
+  constructor(options: {
+    admin: Admin
+    redis: Redis
+    keys: RedisKeys
+    topics: TopicNames
+    channels: readonly Channel[]
+    keyPrefix: string
+  }) {
+    this.#admin = options.admin
+    this.#topics = options.topics
+    this.#channels = options.channels
+    this.#keyPrefix = options.keyPrefix
+    for (const channel of options.channels) {
+      const group = distributorGroup(options.keyPrefix, channel)
+      this.#stores.set(
+        channel,
+        new OffsetStore(options.redis, options.keys, group, options.topics.main(channel)),
+      )
+    }
+  }
+
+  /** Every channel's lag, at most a second old. */
+  snapshot(): Promise<ChannelsSnapshot> {
+    const now = Date.now()
+    if (this.#last && now - this.#last.at < 1000) return this.#last.snapshot
+    const snapshot = this.#read(now)
+    this.#last = { at: now, snapshot }
+    // A failure is not kept: the next request tries again.
+    snapshot.catch(() => {
+      if (this.#last?.snapshot === snapshot) this.#last = undefined
+    })
+    return snapshot
+  }
+
+  async #read(now: number): Promise<ChannelsSnapshot> {
+    const groups = this.#channels.map((c) => distributorGroup(this.#keyPrefix, c))
+    const members = await this.#admin
+      .describeGroups(groups)
+      .then((d) => new Map(d.groups.map((g) => [g.groupId, g.members.length])))
+      .catch(() => undefined)
+    const wanted = new Set<string>()
+    const channels = await Promise.all(
+      this.#channels.map(async (channel): Promise<ChannelView> => {
+        const topic = this.#topics.main(channel)
+        const group = distributorGroup(this.#keyPrefix, channel)
+        const store = this.#stores.get(channel) as OffsetStore
+        const lags = await readPartitionLags(this.#admin, store, topic, group)
+        const partitions = await Promise.all(
+          lags.map(async (l): Promise<PartitionView> => {
+            if (l.lag === 0) return { ...this.#view(l), oldestUnfinishedAgeSeconds: null }
+            const key = `${topic}:${l.partition}:${l.next}`
+            wanted.add(key)
+            let time = this.#recordTimes.get(key)
+            if (time === undefined) {
+              time = await recordTimeOf(this.#admin, topic, l.partition, l.next, now)
+              this.#recordTimes.set(key, time)
+            }
+            return {
+              ...this.#view(l),
+              oldestUnfinishedAgeSeconds: Math.max(0, Math.round((now - time) / 1000)),
+            }
+          }),
+        )
+        const ages = partitions.map((p) => p.oldestUnfinishedAgeSeconds).filter((a) => a !== null)
+        return {
+          channel,
+          topic,
+          group,
+          replicas: members?.get(group) ?? null,
+          lag: partitions.reduce((sum, p) => sum + p.lag, 0),
+          oldestUnfinishedAgeSeconds: ages.length > 0 ? Math.max(...ages) : null,
+          partitions,
+        }
+      }),
+    )
+    // Forget the offsets the distributors moved past.
+    for (const key of this.#recordTimes.keys()) if (!wanted.has(key)) this.#recordTimes.delete(key)
+    return { at: new Date(now).toISOString(), channels }
+  }
+
+  #view(l: { partition: number; next: number; high: number; lag: number }) {
+    return { partition: l.partition, next: l.next, end: l.high, lag: l.lag }
+  }
+}
