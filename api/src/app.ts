@@ -1,10 +1,12 @@
 // createApp(deps): the express app, built from its parts and never listening by itself (main.ts does).
 import { type AlarmStores, alarmStoresReady } from '@herald/shared/alarms/stores'
 import type { Config } from '@herald/shared/config'
+import type { ConfigTopicStore } from '@herald/shared/config-topics/store'
 import { type ConfigStores, configStoresReady } from '@herald/shared/config-topics/stores'
 import type { DeadLetterStore } from '@herald/shared/dead-letters'
 import type { Logger } from '@herald/shared/logger'
 import type { Redis } from '@herald/shared/redis/client'
+import type { Rule } from '@herald/shared/rules/schemas'
 import type { StatusStore } from '@herald/shared/status'
 import { alarmEventTopicName, type TopicNames } from '@herald/shared/topics'
 import express, { type ErrorRequestHandler, type NextFunction, type Request, type Response } from 'express'
@@ -22,6 +24,7 @@ import { channelRoutes, channelsPath } from './routes/channels.ts'
 import { configRouteOf, configRoutes, configRouteTable } from './routes/config.ts'
 import { deadLetterRoutes } from './routes/dead-letters.ts'
 import { notificationRoutes } from './routes/notifications.ts'
+import { ruleRouteOf, ruleRoutes, ruleRouteTable } from './routes/rules.ts'
 
 export interface AppDeps {
   config: Config
@@ -38,6 +41,8 @@ export interface AppDeps {
   configStores?: ConfigStores
   /** The alarm topics (the alarms endpoints; /readyz waits for them as for the configuration). */
   alarmStores?: AlarmStores
+  /** The rules topic (the rules endpoints; /readyz waits for it as for the configuration). */
+  ruleStore?: ConfigTopicStore<Rule>
   /** The distributors' lag per channel (GET /api/v1/channels). */
   channelLag?: ChannelLagReader
   /** Test-only: retain 64 KiB per request, to show that the hostile-input memory check catches a leak. */
@@ -67,15 +72,18 @@ export interface ClusterView {
 
 /** This process's readiness: Kafka reachable and configuration loaded; Redis down is reported, not fatal. */
 export async function readinessOf(
-  deps: Pick<AppDeps, 'kafkaReady' | 'redis' | 'configStores' | 'alarmStores'>,
+  deps: Pick<AppDeps, 'kafkaReady' | 'redis' | 'configStores' | 'alarmStores' | 'ruleStore'>,
 ): Promise<Readiness> {
   const kafka = await deps.kafkaReady().catch(() => false)
   const redis = deps.redis.status === 'ready' ? 'ok' : 'degraded'
-  // `config` covers every compacted topic the api follows: recipients, templates, routes and the alarms.
-  const followed = deps.configStores !== undefined || deps.alarmStores !== undefined
+  // `config` covers every compacted topic the api follows: recipients, templates, routes, the alarms and
+  // the rules.
+  const followed =
+    deps.configStores !== undefined || deps.alarmStores !== undefined || deps.ruleStore !== undefined
   const stores =
     (deps.configStores ? configStoresReady(deps.configStores) : true) &&
-    (deps.alarmStores ? alarmStoresReady(deps.alarmStores) : true)
+    (deps.alarmStores ? alarmStoresReady(deps.alarmStores) : true) &&
+    (deps.ruleStore ? deps.ruleStore.ready : true)
   const ready = kafka && stores
   return {
     ready,
@@ -102,11 +110,12 @@ const routes: Record<string, string[]> = {
   ...configRouteTable,
   ...alarmEventRouteTable,
   ...alarmRouteTable,
+  ...ruleRouteTable,
 }
 
 function routeOf(path: string): string | undefined {
   if (routes[path]) return path
-  const config = configRouteOf(path) ?? alarmRouteOf(path)
+  const config = configRouteOf(path) ?? alarmRouteOf(path) ?? ruleRouteOf(path)
   if (config) return config
   if (/^\/api\/v1\/notification\/[^/]+$/.test(path)) return '/api/v1/notification/:id'
   if (/^\/api\/v1\/dead-letters\/[^/]+$/.test(path)) return '/api/v1/dead-letters/:channel'
@@ -238,6 +247,17 @@ export function createApp(deps: AppDeps): express.Express {
     )
   }
   if (deps.channelLag) app.use('/api/v1', channelRoutes(deps.channelLag))
+  if (deps.ruleStore) {
+    app.use(
+      '/api/v1',
+      ruleRoutes(deps.ruleStore, {
+        anyApiKeys: config.apiKeys.size > 0,
+        logger,
+        writeTimeoutMs: config.kafka.produceTimeoutMs,
+        ...(deps.alarmStores ? { alarms: deps.alarmStores } : {}),
+      }),
+    )
+  }
   if (deps.deadLetters)
     app.use('/api/v1', deadLetterRoutes(deps.deadLetters, { anyApiKeys: config.apiKeys.size > 0 }))
 

@@ -6,6 +6,7 @@ import { alarmEventsOpenApi } from './openapi-alarm-events.ts'
 import { alarmsOpenApi } from './openapi-alarms.ts'
 import { channelsOpenApi } from './openapi-channels.ts'
 import { configOpenApi } from './openapi-config.ts'
+import { rulesOpenApi } from './openapi-rules.ts'
 import { defaultPageSize, errorClasses, maxPageSize } from './routes/dead-letters.ts'
 
 export const acceptedSchema = z.object({
@@ -165,6 +166,7 @@ export function buildOpenApi(options: { maxBatch: number }) {
   const config = configOpenApi({ json, errorResponse, commonErrors, forbidden })
   const alarmEvents = alarmEventsOpenApi({ json, errorResponse, commonErrors }, options)
   const alarms = alarmsOpenApi({ json, errorResponse, commonErrors, forbidden })
+  const rules = rulesOpenApi({ json, errorResponse, commonErrors, forbidden })
   const channelLag = channelsOpenApi({ json, errorResponse, commonErrors })
   return {
     openapi: '3.1.0',
@@ -182,9 +184,9 @@ export function buildOpenApi(options: { maxBatch: number }) {
           scheme: 'bearer',
           description:
             'An API key from API_KEYS (name:key, a sender; name:key:admin, an admin). Senders send ' +
-            'notifications and alarm events and read statuses, configuration and alarms; only admins read ' +
-            'and replay dead letters, change configuration, and register, activate, acknowledge, shelve or ' +
-            'disable alarms. ' +
+            'notifications and alarm events and read statuses, configuration, alarms and rules; only admins ' +
+            'read and replay dead letters, change configuration and rules, and register, activate, ' +
+            'acknowledge, shelve or disable alarms. ' +
             'With no keys configured the api accepts ' +
             'notifications from anyone and refuses the dead-letter endpoints.',
         },
@@ -208,6 +210,7 @@ export function buildOpenApi(options: { maxBatch: number }) {
         ...config.schemas,
         ...alarmEvents.schemas,
         ...alarms.schemas,
+        ...rules.schemas,
         ...channelLag.schemas,
       },
     },
@@ -372,6 +375,7 @@ export function buildOpenApi(options: { maxBatch: number }) {
       ...config.paths,
       ...alarmEvents.paths,
       ...alarms.paths,
+      ...rules.paths,
       ...channelLag.paths,
     },
   }

@@ -6,13 +6,21 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { AlarmPartitioner } from '@herald/shared/alarms/partitioner'
 import { createAlarmStores, startAlarmStores, stopAlarmStores } from '@herald/shared/alarms/stores'
 import { type Config, channels } from '@herald/shared/config'
-import { createConfigStores, startConfigStores, stopConfigStores } from '@herald/shared/config-topics/stores'
+import { ConfigTopicStore } from '@herald/shared/config-topics/store'
+import {
+  createConfigStores,
+  startConfigStores,
+  startTopicStores,
+  stopConfigStores,
+} from '@herald/shared/config-topics/stores'
 import { DeadLetterStore } from '@herald/shared/dead-letters'
 import { ConfigError } from '@herald/shared/errors'
 import { createKafka } from '@herald/shared/kafka'
 import type { Logger } from '@herald/shared/logger'
 import { checkRedisDurability, createRedis, defineScripts, sharedScripts } from '@herald/shared/redis/client'
 import { redisKeys } from '@herald/shared/redis/keys'
+import { ruleSchema } from '@herald/shared/rules/schemas'
+import { rulesTopicName, rulesTopicSpec } from '@herald/shared/rules/topics'
 import { StatusStore } from '@herald/shared/status'
 import {
   alarmEventTopicName,
@@ -109,6 +117,7 @@ export async function startApi(
           ...configTopicSpecs(configTopicNames(config.keyPrefix), config.topics.replication),
           alarmEventTopicSpec(alarmEventTopicName(config.keyPrefix), config.topics.replication),
           ...alarmTopicSpecs(alarmTopicNames(config.keyPrefix), config.topics.replication),
+          rulesTopicSpec(rulesTopicName(config.keyPrefix), config.topics.replication),
         ],
         partitions: config.topics.partitions,
         replication: config.topics.replication,
@@ -174,9 +183,20 @@ export async function startApi(
     groupPrefix: config.keyPrefix,
     ackTimeoutMs: Math.floor(requestTimeout * 0.8),
   })
+  // The rules: likewise. Keyed by rule name with the default partitioner, as the rules service expects (it
+  // owns rules by partition).
+  const ruleStore = new ConfigTopicStore(kafka, {
+    topic: rulesTopicName(config.keyPrefix),
+    schema: ruleSchema,
+    producer: kafkaProducer,
+    logger,
+    groupPrefix: config.keyPrefix,
+    ackTimeoutMs: Math.floor(requestTimeout * 0.8),
+  })
   const storesAbort = new AbortController()
   void startConfigStores(configStores, { logger, signal: storesAbort.signal })
   void startAlarmStores(alarmStores, { logger, signal: storesAbort.signal })
+  void startTopicStores([ruleStore], { logger, signal: storesAbort.signal })
   const keys = redisKeys(config.keyPrefix)
   const deadLetters = new DeadLetterStore(kafka, names, new StatusStore(redis, keys, config.statusTtlSeconds))
   let kafkaCheck = { at: 0, ok: true }
@@ -202,6 +222,7 @@ export async function startApi(
     }),
     configStores,
     alarmStores,
+    ruleStore,
     ...(options.leakForTests ? { leakForTests: true } : {}),
     ...(options.cluster ? { cluster: options.cluster } : {}),
     logger,
@@ -242,7 +263,7 @@ export async function startApi(
       clearInterval(sweep)
       await producer.drain()
       storesAbort.abort()
-      await Promise.all([stopConfigStores(configStores), stopAlarmStores(alarmStores)])
+      await Promise.all([stopConfigStores(configStores), stopAlarmStores(alarmStores), ruleStore.stop()])
       await kafkaProducer.disconnect().catch(() => {})
       await alarmProducer.disconnect().catch(() => {})
       await deadLetters.close().catch(() => {})

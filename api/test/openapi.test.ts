@@ -75,6 +75,8 @@ describe('the published OpenAPI document', () => {
       '/api/v1/recipients/{name}',
       '/api/v1/routes',
       '/api/v1/routes/{name}',
+      '/api/v1/rules',
+      '/api/v1/rules/{name}',
       '/api/v1/templates',
       '/api/v1/templates/{name}',
     ])

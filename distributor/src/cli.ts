@@ -1,5 +1,6 @@
 // Operator tools: npm run herald -- dlq list|replay --channel email [filters]; recipients, templates and
-// routes (cli-config.ts), alarm-events (cli-alarm-events.ts) and alarms (cli-alarms.ts) through the api.
+// routes (cli-config.ts), alarm-events (cli-alarm-events.ts), alarms (cli-alarms.ts) and rules (cli-rules.ts)
+// through the api.
 //   --class <poison|permanent|retryable|crash-loop>  --since <ISO time>  --until <ISO time>
 //   --at <partition:offset,...> (replay only these)   --limit <n>   --all (replay every match)
 import { readFileSync } from 'node:fs'
@@ -17,13 +18,15 @@ import dotenv from 'dotenv'
 import { alarmEventsUsage, runAlarmEventsCommand } from './cli-alarm-events.ts'
 import { alarmsUsage, runAlarmsCommand } from './cli-alarms.ts'
 import { configAreas, configUsage, runConfigCommand } from './cli-config.ts'
+import { rulesUsage, runRulesCommand } from './cli-rules.ts'
 
 const usage = `usage:
   npm run herald -- dlq list   --channel <email|sms|slack> [--class C] [--since T] [--until T] [--limit N] [--json]
   npm run herald -- dlq replay --channel <email|sms|slack> (--at P:O[,P:O...] | --class C | --since T | --all)
 ${configUsage}
 ${alarmEventsUsage}
-${alarmsUsage}`
+${alarmsUsage}
+${rulesUsage}`
 
 async function main(argv: string[]): Promise<number> {
   dotenv.config({ quiet: true })
@@ -46,6 +49,14 @@ async function main(argv: string[]): Promise<number> {
       err: (line) => console.error(line),
       readStdin: () => readFileSync(0, 'utf8'),
       signal: stop.signal,
+    })
+  }
+  if (argv.find((a) => !a.startsWith('-')) === 'rules') {
+    return runRulesCommand(argv, {
+      env: process.env,
+      out: (line) => console.log(line),
+      err: (line) => console.error(line),
+      readStdin: () => readFileSync(0, 'utf8'),
     })
   }
   if ((configAreas as readonly string[]).includes(argv.find((a) => !a.startsWith('-')) ?? '')) {
