@@ -1,6 +1,6 @@
-// npm start: the whole system on this machine — Kafka, Redis, the provider stand-ins, the api, one
-// distributor per channel, the router and the alarms processor — with their logs in one terminal. Ctrl-C
-// stops everything it started.
+// npm start: the whole system on this machine — Kafka, Redis, the provider and alerts-engine stand-ins, the
+// api, one distributor per channel, the router, the alarms processor and the rules evaluator — with their
+// logs in one terminal. Ctrl-C stops everything it started.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { join } from 'node:path'
 import dotenv from 'dotenv'
@@ -18,6 +18,7 @@ const colors = {
   webhook: 31,
   router: 94,
   alarms: 93,
+  rules: 96,
   infra: 90,
   sandbox: 34,
 } as const
@@ -59,7 +60,8 @@ async function main(): Promise<void> {
   const up = await startStack(stack, (line) => say('infra', line))
   say('infra', `Kafka ${up.brokers}${up.startedKafka ? '' : ' (already running)'}, Redis ${up.redisUrl}`)
 
-  const sandbox = await startSandbox()
+  // The alerts engine's stand-in too: the rules evaluator's ALERTS_ENGINE_URL (in sandbox.env).
+  const sandbox = await startSandbox({ alertsEngine: true })
   for (const line of sandbox.describe()) say('sandbox', line)
 
   // Defaults that point every service at the local stack and stand-ins; .env and the environment win.
@@ -88,8 +90,8 @@ async function main(): Promise<void> {
   }
   launch('api', 'api/src/main.ts')
   const channels = ['email', 'sms', 'slack', 'webhook'] as const
-  // Metrics ports from METRICS_PORT up: one per distributor, then the router's and the alarms processor's
-  // (9464-9467, 9468, 9469); 0 stays 0 (any free port, each printed at start).
+  // Metrics ports from METRICS_PORT up: one per distributor, then the router's, the alarms processor's and
+  // the rules evaluator's (9464-9467, 9468, 9469, 9470); 0 stays 0 (any free port, each printed at start).
   const firstMetricsPort = Number(process.env.METRICS_PORT ?? 9464)
   const metricsPort = (i: number) => String(firstMetricsPort === 0 ? 0 : firstMetricsPort + i)
   channels.forEach((channel, i) => {
@@ -97,6 +99,7 @@ async function main(): Promise<void> {
   })
   launch('router', 'router/src/main.ts', { METRICS_PORT: metricsPort(channels.length) })
   launch('alarms', 'alarms/src/main.ts', { METRICS_PORT: metricsPort(channels.length + 1) })
+  launch('rules', 'rules/src/main.ts', { METRICS_PORT: metricsPort(channels.length + 2) })
   const port = env.PORT ?? '8080'
   say(
     'api',

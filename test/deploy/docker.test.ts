@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import { loadConfig } from '@herald/shared/config'
 import { repoRoot } from '../../dev/lib/process.ts'
+import { defaultPorts } from '../../dev/standins/index.ts'
 import {
   composeServiceScript,
   containersOf,
@@ -48,6 +49,13 @@ const images = [
     file: 'Dockerfile.alarms',
     script: 'alarms',
     deployments: 'herald-alarms',
+    portVariable: 'METRICS_PORT',
+    port: defaults.metricsPort,
+  },
+  {
+    file: 'Dockerfile.rules',
+    script: 'rules',
+    deployments: 'herald-rules',
     portVariable: 'METRICS_PORT',
     port: defaults.metricsPort,
   },
@@ -199,7 +207,7 @@ test('.dockerignore keeps secrets, data and host modules out, and nothing a COPY
   }
 })
 
-test('compose: the api, distributors, router and alarms on the default ports, stopped within a grace above the shutdown bound', () => {
+test('compose: the api, distributors, router, alarms and rules on the default ports, stopped within a grace above the shutdown bound', () => {
   const [compose] = readYaml<{
     services: Record<
       string,
@@ -242,7 +250,7 @@ test('compose: the api, distributors, router and alarms on the default ports, st
     if (name === 'api') {
       assert.equal(env.PORT, String(defaults.port))
       assert.ok(service.ports?.includes(`${defaults.port}:${defaults.port}`))
-    } else if (name === 'router' || name === 'alarms') {
+    } else if (name === 'router' || name === 'alarms' || name === 'rules') {
       assert.equal(env.METRICS_PORT, String(defaults.metricsPort))
       assert.equal(env.CHANNEL, undefined, `${name}: delivers no channel`)
     } else {
@@ -250,6 +258,29 @@ test('compose: the api, distributors, router and alarms on the default ports, st
       assert.equal(env.CHANNEL, name.slice('distributor-'.length))
     }
   }
+})
+
+test("compose: the rules evaluator asks the alerts engine's stand-in, which the sandbox service runs and publishes", () => {
+  const [compose] = readYaml<{
+    services: Record<
+      string,
+      { environment?: Record<string, string>; ports?: string[]; depends_on?: Record<string, unknown> }
+    >
+  }>('docker-compose.yml')
+  const port = defaultPorts.alertsEngine
+  const rules = compose?.services.rules
+  assert.equal(rules?.environment?.ALERTS_ENGINE_URL, `http://sandbox:${port}`)
+  assert.ok(rules?.depends_on?.sandbox, 'rules: starts after the sandbox')
+  assert.ok(compose?.services.sandbox?.ports?.includes(`${port}:${port}`), `sandbox publishes ${port}`)
+  // The sandbox image runs dev/sandbox.ts (which starts the engine's stand-in: test/standins/sandbox.test.ts)
+  // and exposes its port.
+  const sandbox = dockerfile('dev/Dockerfile.sandbox')
+  assert.deepEqual(JSON.parse(sandbox.findLast((i) => i.keyword === 'CMD')?.args ?? 'null'), [
+    'node',
+    'dev/sandbox.ts',
+  ])
+  const exposed = sandbox.filter((i) => i.keyword === 'EXPOSE').flatMap((i) => i.args.split(/\s+/))
+  assert.ok(exposed.includes(String(port)), `dev/Dockerfile.sandbox exposes ${port}`)
 })
 
 test('the Kubernetes containers run the images commands (no command or args override)', () => {

@@ -79,15 +79,15 @@ test('every variable the Kubernetes manifests set is one the config schema reads
   )
 })
 
-test('every variable the compose file sets for the api, the distributors, the router and alarms is one the schema reads', () => {
+test('every variable the compose file sets for the api, the distributors, the router, alarms and rules is one the schema reads', () => {
   const [compose] = readYaml<{ services: Record<string, { environment?: Record<string, unknown> }> }>(
     'docker-compose.yml',
   )
   const herald = Object.entries(compose?.services ?? {}).filter(([name]) => composeServiceScript(name))
   assert.equal(
     herald.length,
-    3 + channels.length,
-    'the api, one distributor per channel, the router and the alarms processor',
+    4 + channels.length,
+    'the api, one distributor per channel, the router, the alarms processor and the rules evaluator',
   )
   for (const [service, { environment }] of herald) {
     const names = Object.keys(environment ?? {})

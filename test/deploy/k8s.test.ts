@@ -1,8 +1,9 @@
 // The Kubernetes manifests against the code they deploy: ports and health paths of config.ts and the
-// services, the shutdown bound, the partition count that caps the replicas of each channel, of the router and
-// of the alarms processor, the topic and group names, and the scaling rules (slow scale-down: every step is
-// a rebalance; the alarms processor runs a fixed count). There is no cluster here; the kustomizations are
-// resolved by test/support/deploy-files.ts the way `kubectl kustomize` reads them.
+// services, the shutdown bound, the partition count that caps the replicas of each channel, of the router, of
+// the alarms processor and of the rules evaluator, the topic and group names, and the scaling rules (slow
+// scale-down: every step is a rebalance; the alarms processor and the rules evaluator run a fixed count).
+// There is no cluster here; the kustomizations are resolved by test/support/deploy-files.ts the way
+// `kubectl kustomize` reads them.
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
@@ -39,11 +40,13 @@ const distributors = channels.map((channel) => ({
 }))
 const router = find(objects, 'Deployment', 'herald-router')
 const alarms = find(objects, 'Deployment', 'herald-alarms')
+const rules = find(objects, 'Deployment', 'herald-rules')
 /**
- * Deployments with a fixed replica count and no autoscaler: the alarms processor reloads its partitions on
- * every rebalance and has no backlog to scale on (base/alarms.yaml).
+ * Deployments with a fixed replica count and no autoscaler: the alarms processor and the rules evaluator
+ * reload their partitions on every rebalance and have no backlog to scale on (base/alarms.yaml,
+ * base/rules.yaml).
  */
-const fixedReplicas = new Set(['herald-alarms'])
+const fixedReplicas = new Set(['herald-alarms', 'herald-rules'])
 
 function onlyContainer(deployment: K8sObject | undefined): Container {
   const list = deployment ? containersOf(deployment) : []
@@ -53,13 +56,14 @@ function onlyContainer(deployment: K8sObject | undefined): Container {
 
 const envOf = (c: Container, name: string) => c.env?.find((e) => e.name === name)?.value
 
-test('the default kustomization deploys the api, one distributor per channel, the router and alarms, each autoscaled but alarms', () => {
+test('the default kustomization deploys the api, one distributor per channel, the router, alarms and rules, each autoscaled but alarms and rules', () => {
   assert.ok(configMap, 'ConfigMap herald-config')
   assert.ok(api, 'Deployment herald-api')
   for (const { channel, deployment } of distributors) assert.ok(deployment, `distributor for ${channel}`)
   assert.ok(router, 'Deployment herald-router')
   assert.ok(alarms, 'Deployment herald-alarms')
-  assert.equal(deployments.length, 3 + channels.length)
+  assert.ok(rules, 'Deployment herald-rules')
+  assert.equal(deployments.length, 4 + channels.length)
   for (const [label, list, kind] of [
     ['default', objects, 'HorizontalPodAutoscaler'],
     ['keda', kedaObjects, 'ScaledObject'],
@@ -133,7 +137,7 @@ test('the distributors differ only in their channel', () => {
 test('ports: containers, env, Services, probes and scrape annotations agree with config.ts defaults', () => {
   const cases = [
     { deployment: api, variable: 'PORT', port: defaults.port },
-    ...[...distributors.map((d) => d.deployment), router, alarms].map((deployment) => ({
+    ...[...distributors.map((d) => d.deployment), router, alarms, rules].map((deployment) => ({
       deployment,
       variable: 'METRICS_PORT',
       port: defaults.metricsPort,
@@ -211,30 +215,37 @@ test('pods run as non-root with a read-only root, no privilege escalation and bo
   }
 })
 
-test('the alarms processor: a fixed 2 to TOPIC_PARTITIONS replicas, replaced one at a time, Kafka only', () => {
-  const replicas = alarms?.spec.replicas as number
-  // Two: one takes over the other's partitions; beyond the partition count a member owns nothing.
-  assert.ok(
-    Number.isInteger(replicas) && replicas >= 2,
-    `herald-alarms: replicas ${replicas}, at least 2 so one takes over`,
-  )
-  assert.ok(
-    replicas <= config.topics.partitions,
-    `herald-alarms: replicas ${replicas} > TOPIC_PARTITIONS ${config.topics.partitions}`,
-  )
-  // Every start and stop is a rebalance and a reload of the partitions that move.
-  assert.deepEqual(alarms?.spec.strategy, {
-    type: 'RollingUpdate',
-    rollingUpdate: { maxSurge: 1, maxUnavailable: 0 },
-  })
-  // No autoscaler anywhere under deploy/k8s would fight the fixed count (an HPA resets `replicas`).
-  const targeting = k8sFiles()
-    .flatMap((f) => k8sObjects(f))
-    .filter((o) => o.spec?.scaleTargetRef?.name === 'herald-alarms')
-  assert.deepEqual(
-    targeting.map((o) => `${o.file} ${o.kind}/${o.metadata.name}`),
-    [],
-  )
+test('the alarms processor and the rules evaluator: a fixed 2 to TOPIC_PARTITIONS replicas, replaced one at a time', () => {
+  for (const d of [alarms, rules]) {
+    const name = d?.metadata.name
+    const replicas = d?.spec.replicas as number
+    // Two: one takes over the other's partitions; beyond the partition count a member owns nothing.
+    assert.ok(
+      Number.isInteger(replicas) && replicas >= 2,
+      `${name}: replicas ${replicas}, at least 2 so one takes over`,
+    )
+    assert.ok(
+      replicas <= config.topics.partitions,
+      `${name}: replicas ${replicas} > TOPIC_PARTITIONS ${config.topics.partitions}`,
+    )
+    // Every start and stop is a rebalance and a reload of the partitions that move.
+    assert.deepEqual(d?.spec.strategy, {
+      type: 'RollingUpdate',
+      rollingUpdate: { maxSurge: 1, maxUnavailable: 0 },
+    })
+    // No autoscaler anywhere under deploy/k8s would fight the fixed count (an HPA resets `replicas`).
+    const targeting = k8sFiles()
+      .flatMap((f) => k8sObjects(f))
+      .filter((o) => o.spec?.scaleTargetRef?.name === name)
+    assert.deepEqual(
+      targeting.map((o) => `${o.file} ${o.kind}/${o.metadata.name}`),
+      [],
+    )
+    assert.equal(envOf(onlyContainer(d), 'CHANNEL'), undefined, `${name}: delivers no channel`)
+  }
+})
+
+test('the alarms processor reads the ConfigMap only (Kafka only, no secret)', () => {
   const c = onlyContainer(alarms)
   assert.equal(envOf(c, 'CHANNEL'), undefined)
   assert.deepEqual(
@@ -242,6 +253,28 @@ test('the alarms processor: a fixed 2 to TOPIC_PARTITIONS replicas, replaced one
     ['herald-config'],
     'the ConfigMap only: the processor needs no secret',
   )
+})
+
+test('the rules evaluator: its sources in the ConfigMap, an optional Secret over it, its settings as config.ts reads them', () => {
+  const c = onlyContainer(rules)
+  // The Secret after the ConfigMap, so its keys win (a REDIS_URL or PROMETHEUS_URL with credentials); env
+  // would win over both, so the URLs are not set there.
+  assert.deepEqual(c.envFrom, [
+    { configMapRef: { name: 'herald-config' } },
+    { secretRef: { name: 'herald-rules', optional: true } },
+  ])
+  for (const name of ['PROMETHEUS_URL', 'ALERTS_ENGINE_URL', 'REDIS_URL'])
+    assert.equal(envOf(c, name), undefined, `${name} in env would hide the Secret's`)
+  const secret = k8sObjects('base/secret.example.yaml').find((o) => o.metadata.name === 'herald-rules')
+  assert.ok(secret, 'secret.example.yaml shows the herald-rules Secret')
+  // What the pods get: the ConfigMap, then the container's env, read by config.ts as the service does.
+  const env: Record<string, string> = { ...configMap?.data }
+  for (const { name, value } of c.env ?? []) env[name] = value ?? ''
+  const pod = loadConfig(env, 'rules')
+  assert.ok(pod.rules.prometheusUrl, 'PROMETHEUS_URL set: rules with source prometheus have a source')
+  assert.equal(pod.rules.fromEngine, false, 'compatibility mode is opt-in (it needs ALERTS_ENGINE_URL)')
+  assert.equal(pod.rules.concurrency, defaults.rules.concurrency)
+  assert.equal(pod.metricsPort, defaults.metricsPort)
 })
 
 test('PodDisruptionBudgets let one pod of each Deployment go at a time', () => {

@@ -1,19 +1,22 @@
-// The deployment files against running services: an api, an email distributor, a router and an alarms
-// processor, started as processes on a private topic and key prefix. Every metric the alerts, the dashboard,
-// the Prometheus adapter rules and the KEDA triggers name must be on their live /metrics; the series the
-// autoscalers read must carry samples with the labels the queries group by (the lag ones exist only once the
-// group leader has assignments); the alarms processor's series carry service="alarms" and it owns every
-// partition; every probe path of the manifests and the Dockerfiles must answer; the consumer group must be
-// the one the KEDA Kafka example names.
+// The deployment files against running services: an api, an email distributor, a router, an alarms
+// processor and a rules evaluator, started as processes on a private topic and key prefix. Every metric the
+// alerts, the dashboard, the Prometheus adapter rules and the KEDA triggers name must be on their live
+// /metrics; the series the autoscalers read must carry samples with the labels the queries group by (the lag
+// ones exist only once the group leader has assignments); the alarms processor's and the rules evaluator's
+// series carry their service label and each owns every partition, and the evaluator counts a rule's failing
+// query as the rules alerts select it; every probe path of the manifests and the Dockerfiles must answer; the
+// consumer group must be the one the KEDA Kafka example names.
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import { createRedis, type Redis } from '@herald/shared/redis/client'
+import { rulesTopicName } from '@herald/shared/rules/topics'
 import { topicNames } from '@herald/shared/topics'
 import type { Admin } from 'kafkajs'
 import { kafkaBrokers, redisUrl, requireServers } from '../helpers.ts'
 import {
   adapterRules,
   adapterSeries,
+  alertRules,
   containersOf,
   dockerfile,
   isRouterRule,
@@ -36,10 +39,12 @@ let api: ServiceProcess
 let distributor: ServiceProcess
 let router: ServiceProcess
 let alarms: ServiceProcess
+let rules: ServiceProcess
 let apiUrl: string
 let distributorUrl: string
 let routerUrl: string
 let alarmsUrl: string
+let rulesUrl: string
 
 before(async () => {
   await requireServers()
@@ -56,21 +61,25 @@ before(async () => {
   )
   router = startService('deploy-router', 'router', serviceEnv(ns, {}, { LAG_INTERVAL_MS: '300' }))
   alarms = startService('deploy-alarms', 'alarms', serviceEnv(ns, {}))
-  const [apiLine, distributorLine, routerLine, alarmsLine] = await Promise.all([
+  // No PROMETHEUS_URL: a rule with source prometheus fails every evaluation, which the rules test counts.
+  rules = startService('deploy-rules', 'rules', serviceEnv(ns, {}))
+  const [apiLine, distributorLine, routerLine, alarmsLine, rulesLine] = await Promise.all([
     api.waitForLog((l) => typeof l.port === 'number'),
     distributor.waitForLog((l) => typeof l.metricsPort === 'number'),
     router.waitForLog((l) => typeof l.metricsPort === 'number', 60_000),
     alarms.waitForLog((l) => typeof l.metricsPort === 'number', 60_000),
+    rules.waitForLog((l) => typeof l.metricsPort === 'number', 60_000),
   ])
   apiUrl = `http://127.0.0.1:${apiLine.port}`
   distributorUrl = `http://127.0.0.1:${distributorLine.metricsPort}`
   routerUrl = `http://127.0.0.1:${routerLine.metricsPort}`
   alarmsUrl = `http://127.0.0.1:${alarmsLine.metricsPort}`
+  rulesUrl = `http://127.0.0.1:${rulesLine.metricsPort}`
 })
 
 after(async () => {
-  for (const p of [api, distributor, router, alarms]) p?.kill('SIGTERM')
-  await Promise.all([api?.exited, distributor?.exited, router?.exited, alarms?.exited])
+  for (const p of [api, distributor, router, alarms, rules]) p?.kill('SIGTERM')
+  await Promise.all([api?.exited, distributor?.exited, router?.exited, alarms?.exited, rules?.exited])
   if (admin) await deleteNamespace(admin, redis, ns)
   redis?.disconnect()
   await admin?.disconnect()
@@ -97,12 +106,18 @@ const withLag = (url: string, who: string) =>
     200,
   )
 
-test('every metric deploy/ names is on the live /metrics of the api, the distributor, the router or alarms', async () => {
+test('every metric deploy/ names is on the live /metrics of the api, the distributor, the router, alarms or rules', async () => {
   const [distributorText, routerText] = await Promise.all([
     withLag(distributorUrl, 'distributor'),
     withLag(routerUrl, 'router'),
   ])
-  const live = [await scrape(apiUrl), distributorText, routerText, await scrape(alarmsUrl)].join('\n')
+  const live = [
+    await scrape(apiUrl),
+    distributorText,
+    routerText,
+    await scrape(alarmsUrl),
+    await scrape(rulesUrl),
+  ].join('\n')
   const expressions = promqlExpressions()
   assert.ok(expressions.length > 40)
   assert.deepEqual(unknownMetricReferences(expressions, metricFamilies(live)), [])
@@ -211,6 +226,66 @@ test('the alarms processor\'s series carry service="alarms", and the one process
   assert.equal(samples(text, 'herald_alarms_known').length, 1)
 })
 
+test('the rules evaluator\'s series carry service="rules", it owns every partition, and a failing query is counted as the alerts select it', async () => {
+  // One rule whose query cannot be answered (no PROMETHEUS_URL): evaluated every second, failing each time.
+  const producer = testKafka(kafkaBrokers()).producer()
+  await producer.connect()
+  const rule = {
+    name: 'deploy-disk',
+    source: 'prometheus',
+    query: 'max(disk_used_ratio)',
+    intervalSecs: 1,
+    repeatIntervalSecs: 60,
+    warn: { value: 0.8, message: 'disk filling up' },
+  }
+  await producer.send({
+    topic: rulesTopicName(ns.prefix),
+    acks: -1,
+    messages: [{ key: rule.name, value: JSON.stringify(rule) }],
+  })
+  await producer.disconnect()
+  const value = (text: string, metric: string, labels = '') =>
+    Number(new RegExp(`^${metric}\\{${labels}[^}]*\\} (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN)
+  const text = await eventually(
+    "the rules evaluator owning every partition and counting the rule's failed evaluations",
+    async () => {
+      const t = await scrape(rulesUrl)
+      const ready =
+        value(t, 'herald_rule_partitions_owned') === partitions &&
+        value(t, 'herald_rules_owned') === 1 &&
+        value(t, 'herald_rule_evaluations_total', 'result="failed",') > 0
+      return ready ? t : undefined
+    },
+    30_000,
+    200,
+  )
+  const families = metricFamilies(text)
+  for (const [metric, type] of [
+    ['herald_rule_partitions_owned', 'gauge'],
+    ['herald_rules_owned', 'gauge'],
+    ['herald_rule_evaluations_total', 'counter'],
+    ['herald_rule_evaluation_lateness_seconds', 'histogram'],
+    ['herald_rule_query_duration_seconds', 'histogram'],
+    ['herald_rule_actions_total', 'counter'],
+    ['herald_rule_engine_calls_total', 'counter'],
+    ['herald_rule_records_unreadable_total', 'counter'],
+  ] as const)
+    assert.equal(families.get(metric), type, metric)
+  // Every sample, the process' own included, carries the default label alerts and dashboards select by.
+  const series = [...text.matchAll(/^(herald_\w+)\{([^}]*)\} /gm)]
+  assert.ok(series.length > 10)
+  for (const [, name, labels] of series) assert.match(labels ?? '', /\bservice="rules"/, name)
+  assert.ok(value(text, 'herald_rule_evaluation_lateness_seconds_count') > 0, 'lateness observed')
+  // The failing-queries alert divides the failed evaluations by those with or without a value: both
+  // selectors name label values the evaluator writes.
+  const failing = alertRules().find((r) => r.alert === 'HeraldRuleQueriesFailing')
+  assert.ok(failing, 'HeraldRuleQueriesFailing')
+  const results = samples(text, 'herald_rule_evaluations_total').map((l) => l.result)
+  assert.ok(results.includes('failed'), `results counted: ${results.join(', ')}`)
+  assert.match(failing.expr, /herald_rule_evaluations_total\{result="failed"\}/)
+  assert.match(failing.expr, /herald_rule_evaluations_total\{result=~"value\|failed"\}/)
+})
+
 test('every probe and healthcheck path of the manifests and Dockerfiles answers on the running services', async () => {
   const deployments = kustomize('.').filter((o) => o.kind === 'Deployment')
   const paths = (name: string, dockerfileName: string) => {
@@ -230,6 +305,7 @@ test('every probe and healthcheck path of the manifests and Dockerfiles answers 
     [distributorUrl, paths('herald-distributor-', 'Dockerfile.distributor')],
     [routerUrl, paths('herald-router', 'Dockerfile.router')],
     [alarmsUrl, paths('herald-alarms', 'Dockerfile.alarms')],
+    [rulesUrl, paths('herald-rules', 'Dockerfile.rules')],
   ] as const) {
     assert.ok(list.length >= 3 && list.includes('/metrics'), `paths found: ${list.join(', ')}`)
     for (const path of list) {

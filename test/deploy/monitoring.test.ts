@@ -1,8 +1,8 @@
 // The PromQL in deploy/ (alerts, Prometheus adapter rules, KEDA triggers, the Grafana dashboard): it parses,
 // it names only metrics the services register (here against registries built in-process;
-// metrics.int.test.ts checks the same against the /metrics of a running api, distributor, router and alarms
-// processor), the retention alert keeps its documented fraction of the topics' retention, and the dashboard
-// shows what an operator needs.
+// metrics.int.test.ts checks the same against the /metrics of a running api, distributor, router, alarms
+// processor and rules evaluator), the retention alert keeps its documented fraction of the topics' retention,
+// and the dashboard shows what an operator needs.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { channels } from '@herald/shared/config'
@@ -11,6 +11,7 @@ import { createAlarmsMetrics } from '../../alarms/src/metrics.ts'
 import { createApiMetrics } from '../../api/src/metrics.ts'
 import { createDistributorMetrics } from '../../distributor/src/metrics.ts'
 import { createRouterMetrics } from '../../router/src/metrics.ts'
+import { createRulesMetrics } from '../../rules/src/metrics.ts'
 import {
   adapterRules,
   adapterSeries,
@@ -36,12 +37,13 @@ test('every PromQL expression in deploy/ parses', () => {
   assert.deepEqual(broken, [])
 })
 
-test('every metric named in deploy/ is registered by the api, the distributor, the router or alarms', async () => {
+test('every metric named in deploy/ is registered by the api, the distributor, the router, alarms or rules', async () => {
   const text = [
     await createApiMetrics().registry.metrics(),
     await createDistributorMetrics({ channel: 'email' }).registry.metrics(),
     await createRouterMetrics().registry.metrics(),
     await createAlarmsMetrics().registry.metrics(),
+    await createRulesMetrics().registry.metrics(),
   ].join('\n')
   assert.deepEqual(unknownMetricReferences(expressions, metricFamilies(text)), [])
 })
@@ -81,6 +83,10 @@ test('alerts: unique names, a severity and a summary each, and every issue area 
     'herald_alarm_timer_lateness_seconds_bucket',
     'herald_alarm_records_unreadable_total',
     'herald_alarm_partitions_owned',
+    'herald_rule_evaluations_total',
+    'herald_rule_evaluation_lateness_seconds_bucket',
+    'herald_rule_partitions_owned',
+    'herald_rule_engine_calls_total',
   ])
     assert.ok(watched.has(metric), `no alert watches ${metric}`)
 })

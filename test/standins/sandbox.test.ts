@@ -90,7 +90,7 @@ test('a port in use is a readable error and nothing is left listening', async ()
   }
 })
 
-test('npm run sandbox prints where the stand-ins listen and exits 0 on SIGTERM', async () => {
+test("npm run sandbox prints where the stand-ins (the alerts engine's too) listen and exits 0 on SIGTERM", async (t) => {
   const child = spawn(process.execPath, [join(repoRoot, 'dev', 'sandbox.ts')], {
     cwd: repoRoot,
     env: {
@@ -100,8 +100,15 @@ test('npm run sandbox prints where the stand-ins listen and exits 0 on SIGTERM',
       TWILIO_STANDIN_PORT: '0',
       SLACK_STANDIN_PORT: '0',
       WEBHOOK_STANDIN_PORT: '0',
+      ALERTS_ENGINE_STANDIN_PORT: '0',
+      // No random 500s: the test asks the engine stand-in once.
+      ALERTS_ENGINE_STANDIN_FAULTS: '{}',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  // A failed assertion must not leave the stand-ins running (and the test file waiting on them).
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
   })
   let out = ''
   child.stdout.on('data', (chunk: Buffer) => {
@@ -113,6 +120,13 @@ test('npm run sandbox prints where the stand-ins listen and exits 0 on SIGTERM',
   assert.match(out, /SMTP\s+smtp:\/\/127\.0\.0\.1:\d+/)
   assert.match(out, /Twilio\s+http:\/\/127\.0\.0\.1:\d+/)
   assert.match(out, /Slack\s+http:\/\/127\.0\.0\.1:\d+\/services/)
+  // The alerts engine's stand-in too (the rules evaluator's ALERTS_ENGINE_URL under npm start and compose).
+  const engineUrl = /ALERTS_ENGINE_URL=(\S+)/.exec(out)?.[1] ?? ''
+  assert.match(engineUrl, /^http:\/\/127\.0\.0\.1:\d+$/)
+  assert.match(out, new RegExp(`Alerts\\s+${engineUrl}/alerts`))
+  const alerts = await fetch(`${engineUrl}/alerts`)
+  assert.equal(alerts.status, 200)
+  assert.deepEqual(await alerts.json(), [])
   // The Slack stand-in the child started answers, and logs one line per message.
   const slackUrl = /SLACK_WEBHOOK_URL=(\S+)/.exec(out)?.[1] ?? ''
   assert.equal((await new IncomingWebhook(slackUrl).send({ text: 'hello sandbox' })).text, 'ok')

@@ -33,7 +33,7 @@ export function readYaml<T = unknown>(path: string): T[] {
  */
 export function composeServiceScript(name: string): string | undefined {
   if (name.startsWith('distributor-')) return 'distributor'
-  return ['api', 'router', 'alarms'].includes(name) ? name : undefined
+  return ['api', 'router', 'alarms', 'rules'].includes(name) ? name : undefined
 }
 
 // --- Kubernetes ---------------------------------------------------------------------------------------
