@@ -99,7 +99,9 @@ export class ChannelLagReader {
         const topic = this.#topics.main(channel)
         const group = distributorGroup(this.#keyPrefix, channel)
         const store = this.#stores.get(channel) as OffsetStore
-        const lags = await readPartitionLags(this.#admin, store, topic, group)
+        const lags = (await readPartitionLags(this.#admin, store, topic, group)).sort(
+          (a, b) => a.partition - b.partition,
+        )
         const partitions = await Promise.all(
           lags.map(async (l): Promise<PartitionView> => {
             if (l.lag === 0) return { ...this.#view(l), oldestUnfinishedAgeSeconds: null }

@@ -18,6 +18,7 @@ import dotenv from 'dotenv'
 import { alarmEventsUsage, runAlarmEventsCommand } from './cli-alarm-events.ts'
 import { alarmsUsage, runAlarmsCommand } from './cli-alarms.ts'
 import { configAreas, configUsage, runConfigCommand } from './cli-config.ts'
+import { opsUsage, opsVerbs, runOpsCommand } from './cli-ops.ts'
 import { rulesUsage, runRulesCommand } from './cli-rules.ts'
 
 const usage = `usage:
@@ -26,6 +27,7 @@ const usage = `usage:
 ${configUsage}
 ${alarmEventsUsage}
 ${alarmsUsage}
+${opsUsage}
 ${rulesUsage}`
 
 async function main(argv: string[]): Promise<number> {
@@ -36,6 +38,19 @@ async function main(argv: string[]): Promise<number> {
       out: (line) => console.log(line),
       err: (line) => console.error(line),
       readStdin: () => readFileSync(0, 'utf8'),
+    })
+  }
+  if ((opsVerbs as readonly string[]).includes(argv.find((a) => !a.startsWith('-')) ?? '')) {
+    // Ctrl-C ends `status --watch` with exit code 130.
+    const stop = new AbortController()
+    process.once('SIGINT', () => stop.abort())
+    process.once('SIGTERM', () => stop.abort())
+    return runOpsCommand(argv, {
+      env: process.env,
+      out: (line) => console.log(line),
+      err: (line) => console.error(line),
+      readStdin: () => readFileSync(0, 'utf8'),
+      signal: stop.signal,
     })
   }
   if (argv.find((a) => !a.startsWith('-')) === 'alarms') {

@@ -1,0 +1,181 @@
+// herald status <id> [--watch] and herald lag [--channel C]: where a notification is, and how far behind
+// each channel's distributors are, through the api (HERALD_URL, HERALD_API_KEY): GET /api/v1/notification/:id
+// and GET /api/v1/channels, the endpoints the console uses.
+import { setTimeout as sleep } from 'node:timers/promises'
+import { parseArgs } from 'node:util'
+import type { CliIo } from './cli-config.ts'
+import { describeError } from './cli-config.ts'
+
+export const opsVerbs = ['status', 'lag'] as const
+
+export const opsUsage = `usage (through the api: HERALD_URL, HERALD_API_KEY; --json prints the api's answer):
+  npm run herald -- status <id> [--watch [--interval SECONDS]] [--json]
+  npm run herald -- lag [--channel email|sms|slack|webhook] [--json]
+  status --watch reads the status every interval (1 s) and prints each change until it is final (with --json,
+  one JSON line per change)
+  exit codes: 0 done (status --watch: delivered), 1 refused or unreachable, 2 usage, 3 no such notification,
+  4 status --watch ended dead-lettered or expired, 130 interrupted`
+
+export const exitCodes = {
+  ok: 0,
+  failed: 1,
+  usage: 2,
+  notFound: 3,
+  notDelivered: 4,
+  interrupted: 130,
+} as const
+
+interface Status {
+  id: string
+  status: string
+  channel?: string
+  attempts: number
+  lastError?: string
+  updatedAt?: string
+  createdAt?: string
+}
+interface Parent {
+  id: string
+  recipient: string
+  children: Status[]
+}
+interface Channels {
+  at: string
+  channels: Array<{
+    channel: string
+    replicas: number | null
+    lag: number
+    oldestUnfinishedAgeSeconds: number | null
+    partitions: Array<{
+      partition: number
+      next: number
+      end: number
+      lag: number
+      oldestUnfinishedAgeSeconds: number | null
+    }>
+  }>
+}
+
+const finalStatuses = new Set(['delivered', 'dead_lettered', 'expired'])
+const statusesOf = (found: Status | Parent): Status[] => ('children' in found ? found.children : [found])
+
+function statusLine(s: Status): string {
+  return [
+    s.id,
+    s.status,
+    s.channel ?? '-',
+    `attempts ${s.attempts}`,
+    s.updatedAt ?? s.createdAt ?? '-',
+    s.lastError ?? '',
+  ]
+    .join('\t')
+    .trimEnd()
+}
+
+const options = {
+  json: { type: 'boolean' },
+  watch: { type: 'boolean' },
+  interval: { type: 'string' },
+  channel: { type: 'string' },
+} as const
+
+/** Runs `status` or `lag`; returns the exit code (exitCodes). */
+export async function runOpsCommand(argv: string[], io: CliIo & { signal?: AbortSignal }): Promise<number> {
+  let parsed: ReturnType<typeof parseArgs<{ options: typeof options; allowPositionals: true }>>
+  try {
+    parsed = parseArgs({ args: argv, allowPositionals: true, options })
+  } catch (error) {
+    io.err(`${(error as Error).message}\n${opsUsage}`)
+    return exitCodes.usage
+  }
+  const { values, positionals } = parsed
+  const [verb, id, ...extra] = positionals
+  const interval = values.interval === undefined ? 1 : Number(values.interval)
+  const usage =
+    extra.length > 0 ||
+    (verb === 'status' &&
+      (!id || values.channel !== undefined || (!values.watch && values.interval !== undefined))) ||
+    (verb === 'lag' && (id !== undefined || values.watch || values.interval !== undefined)) ||
+    !(interval > 0 && interval <= 3600)
+  if (usage || (verb !== 'status' && verb !== 'lag')) {
+    io.err(opsUsage)
+    return exitCodes.usage
+  }
+  const base = (io.env.HERALD_URL ?? 'http://127.0.0.1:8080').replace(/\/+$/, '')
+  const headers: Record<string, string> = { accept: 'application/json' }
+  if (io.env.HERALD_API_KEY) headers.authorization = `Bearer ${io.env.HERALD_API_KEY}`
+  const get = async (path: string): Promise<{ status: number; body: unknown }> => {
+    const res = await fetch(`${base}/api/v1${path}`, { headers, ...(io.signal ? { signal: io.signal } : {}) })
+    const text = await res.text()
+    let body: unknown = text
+    try {
+      body = text ? JSON.parse(text) : undefined
+    } catch {}
+    return { status: res.status, body }
+  }
+
+  if (verb === 'lag') {
+    const query =
+      values.channel === undefined ? '' : `?channel=${encodeURIComponent(values.channel.toLowerCase())}`
+    const answer = await get(`/channels${query}`)
+    if (answer.status !== 200) {
+      io.err(describeError(answer))
+      return answer.status === 400 ? exitCodes.usage : exitCodes.failed
+    }
+    const snapshot = answer.body as Channels
+    if (values.json) {
+      io.out(JSON.stringify(snapshot))
+      return exitCodes.ok
+    }
+    const age = (s: number | null) => (s === null ? '-' : `${s}s`)
+    io.out(['CHANNEL', 'LAG', 'OLDEST', 'REPLICAS'].join('\t'))
+    for (const c of snapshot.channels) {
+      io.out([c.channel, c.lag, age(c.oldestUnfinishedAgeSeconds), c.replicas ?? '?'].join('\t'))
+      if (values.channel === undefined) continue
+      for (const p of c.partitions) {
+        io.out(
+          `  partition ${p.partition}\tnext ${p.next}\tend ${p.end}\tlag ${p.lag}\t${age(p.oldestUnfinishedAgeSeconds)}`,
+        )
+      }
+    }
+    return exitCodes.ok
+  }
+
+  const path = `/notification/${encodeURIComponent(id as string)}`
+  let last = ''
+  for (;;) {
+    let answer: { status: number; body: unknown }
+    try {
+      answer = await get(path)
+    } catch (error) {
+      if (io.signal?.aborted) return exitCodes.interrupted
+      io.err(`the api at ${base} did not answer: ${(error as Error).message}`)
+      return exitCodes.failed
+    }
+    if (answer.status === 404) {
+      io.err(describeError(answer))
+      return exitCodes.notFound
+    }
+    if (answer.status !== 200) {
+      io.err(describeError(answer))
+      return exitCodes.failed
+    }
+    const found = answer.body as Status | Parent
+    const all = statusesOf(found)
+    const shown = JSON.stringify(found)
+    if (shown !== last) {
+      last = shown
+      if (values.json) io.out(shown)
+      else {
+        if ('children' in found) io.out(`${found.id}\trecipient ${found.recipient}`)
+        for (const s of all) io.out(statusLine(s))
+      }
+    }
+    if (!values.watch) return exitCodes.ok
+    if (all.every((s) => finalStatuses.has(s.status))) {
+      return all.every((s) => s.status === 'delivered') ? exitCodes.ok : exitCodes.notDelivered
+    }
+    await sleep(interval * 1000, undefined, io.signal ? { signal: io.signal } : {}).catch(() => {})
+    if (io.signal?.aborted) return exitCodes.interrupted
+  }
+}

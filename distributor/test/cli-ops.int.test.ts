@@ -1,0 +1,154 @@
+// `npm run herald -- status|lag` as an operator runs it: a child process talking to a real api (real Kafka
+// and Redis) through HERALD_URL and HERALD_API_KEY. No distributor runs: the test moves statuses itself, as a
+// distributor would, and what it sends stays unfinished, so the lag is what it sent.
+import assert from 'node:assert/strict'
+import { execFile, spawn } from 'node:child_process'
+import { join } from 'node:path'
+import { before, describe, test } from 'node:test'
+import { redisKeys } from '@herald/shared/redis/keys'
+import { StatusStore } from '@herald/shared/status'
+import { startTestApi, type TestApi } from '../../test/support/api.ts'
+import { testContext } from '../../test/support/context.ts'
+import type { TestNamespace } from '../../test/support/fixtures.ts'
+import { eventually } from '../../test/support/service-process.ts'
+import { exitCodes } from '../src/cli-ops.ts'
+
+const ctx = testContext()
+const cli = join(import.meta.dirname, '../src/cli.ts')
+let ns: TestNamespace
+let api: TestApi
+let statuses: StatusStore
+
+before(async () => {
+  await ctx.ready
+  ns = ctx.namespace('cli-ops')
+  api = await startTestApi(ns, {
+    brokers: ctx.brokers,
+    redisUrl: ctx.redisUrl,
+    env: { TOPIC_PARTITIONS: '2', API_KEYS: 'ops:s3cret:admin' },
+  })
+  ctx.teardown(() => api.stop())
+  statuses = new StatusStore(ctx.redis, redisKeys(ns.prefix), 3600)
+})
+
+const env = (key: string) => ({ PATH: process.env.PATH ?? '', HERALD_URL: api.url, HERALD_API_KEY: key })
+
+function herald(args: string[], key = 's3cret') {
+  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile(process.execPath, [cli, ...args], { env: env(key) }, (error, stdout, stderr) =>
+      resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    )
+  })
+}
+
+/** Starts `herald status <id> --watch --json`; its JSON lines as they come, and its exit code. */
+function watch(id: string) {
+  const child = spawn(process.execPath, [cli, 'status', id, '--watch', '--json', '--interval', '0.2'], {
+    env: env('s3cret'),
+  })
+  const lines: Array<{ status: string }> = []
+  let buffered = ''
+  child.stdout.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString()
+    const parts = buffered.split('\n')
+    buffered = parts.pop() ?? ''
+    for (const part of parts) if (part.trim()) lines.push(JSON.parse(part))
+  })
+  const code = new Promise<number | null>((resolve) => child.once('exit', resolve))
+  return { lines, code }
+}
+
+/** SMS notifications sent by this file: nothing delivers them, so they are the lag of sms. */
+let sent = 0
+async function sendSms(to: string): Promise<string> {
+  sent++
+  const answer = await api.call('POST', '/notification', { channel: 'sms', to, message: 'x' })
+  assert.equal(answer.status, 202, JSON.stringify(answer.body))
+  return answer.body.id as string
+}
+
+describe('herald status', () => {
+  test('prints a status as JSON or as a line; an unknown id exits 3, a wrong key 1, no id 2', async () => {
+    const id = await sendSms('+14155550111')
+    const json = await herald(['status', id, '--json'])
+    assert.equal(json.code, exitCodes.ok, json.stderr)
+    assert.deepEqual(
+      (({ id: i, status, channel, attempts }) => ({ id: i, status, channel, attempts }))(
+        JSON.parse(json.stdout),
+      ),
+      { id, status: 'queued', channel: 'sms', attempts: 0 },
+    )
+    const human = await herald(['status', id])
+    assert.equal(human.code, 0)
+    assert.match(human.stdout, new RegExp(`^${id}\\tqueued\\tsms\\tattempts 0\\t`))
+
+    const unknown = await herald(['status', `${ns.prefix}-nope`, '--json'])
+    assert.equal(unknown.code, exitCodes.notFound)
+    assert.match(unknown.stderr, /404/)
+    assert.equal((await herald(['status', id], 'wrong')).code, exitCodes.failed)
+    assert.equal((await herald(['status'])).code, exitCodes.usage)
+    assert.equal(
+      (await herald(['status', id, '--interval', '1'])).code,
+      exitCodes.usage,
+      '--interval needs --watch',
+    )
+  })
+
+  test('--watch prints each change and exits 0 once delivered, 4 once dead-lettered', async () => {
+    const delivered = await sendSms('+14155550112')
+    const a = watch(delivered)
+    await eventually('the queued status printed', () => (a.lines[0]?.status === 'queued' ? true : undefined))
+    await statuses.set(delivered, 'retrying', 'move', { attempts: 1, lastError: 'Twilio 503' })
+    await eventually('the retrying status printed', () =>
+      a.lines[1]?.status === 'retrying' ? true : undefined,
+    )
+    await statuses.set(delivered, 'delivered', 'move', { attempts: 2 })
+    assert.equal(await a.code, exitCodes.ok)
+    assert.deepEqual(
+      a.lines.map((l) => l.status),
+      ['queued', 'retrying', 'delivered'],
+    )
+
+    const failed = await sendSms('+14155550113')
+    const b = watch(failed)
+    await eventually('the queued status printed', () => (b.lines[0]?.status === 'queued' ? true : undefined))
+    await statuses.set(failed, 'dead_lettered', 'move', { attempts: 1, lastError: 'Twilio 21610' })
+    assert.equal(await b.code, exitCodes.notDelivered)
+    assert.equal(b.lines.at(-1)?.status, 'dead_lettered')
+  })
+})
+
+describe('herald lag', () => {
+  test("prints every channel's lag, or one channel's with its partitions; JSON is the api's answer", async () => {
+    await sendSms('+14155550114')
+    const all = await eventually('the lag of sms counts what was sent', async () => {
+      const run = await herald(['lag', '--json'])
+      assert.equal(run.code, 0, run.stderr)
+      const body = JSON.parse(run.stdout) as {
+        channels: Array<{ channel: string; lag: number; replicas: number | null }>
+      }
+      const sms = body.channels.find((c) => c.channel === 'sms')
+      return sms && sms.lag >= sent ? body : undefined
+    })
+    assert.deepEqual(all.channels.map((c) => c.channel).sort(), ['email', 'slack', 'sms', 'webhook'])
+    const sms = all.channels.find((c) => c.channel === 'sms')
+    assert.deepEqual([sms?.lag, sms?.replicas], [sent, 0])
+
+    const one = await herald(['lag', '--channel', 'sms', '--json'])
+    const body = JSON.parse(one.stdout) as { channels: Array<{ channel: string; partitions: unknown[] }> }
+    assert.deepEqual(
+      body.channels.map((c) => [c.channel, c.partitions.length]),
+      [['sms', 2]],
+    )
+    const human = await herald(['lag', '--channel', 'sms'])
+    assert.equal(human.code, 0)
+    assert.match(
+      human.stdout,
+      new RegExp(`^CHANNEL\\tLAG\\tOLDEST\\tREPLICAS\\nsms\\t${sent}\\t\\d+s\\t0\\n {2}partition 0\\t`),
+    )
+
+    assert.equal((await herald(['lag', '--channel', 'fax'])).code, exitCodes.usage)
+    assert.equal((await herald(['lag', 'extra'])).code, exitCodes.usage)
+    assert.equal((await herald(['lag'], 'wrong')).code, exitCodes.failed)
+  })
+})
