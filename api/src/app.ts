@@ -258,7 +258,6 @@ export function createApp(deps: AppDeps): express.Express {
       }),
     )
   }
-  if (deps.channelLag) app.use('/api/v1', channelRoutes(deps.channelLag))
   if (deps.deadLetters)
     app.use('/api/v1', deadLetterRoutes(deps.deadLetters, { anyApiKeys: config.apiKeys.size > 0 }))
 

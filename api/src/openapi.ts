@@ -166,7 +166,6 @@ export function buildOpenApi(options: { maxBatch: number }) {
   const config = configOpenApi({ json, errorResponse, commonErrors, forbidden })
   const alarmEvents = alarmEventsOpenApi({ json, errorResponse, commonErrors }, options)
   const alarms = alarmsOpenApi({ json, errorResponse, commonErrors, forbidden })
-  const channelLag = channelsOpenApi({ json, errorResponse, commonErrors })
   const rules = rulesOpenApi({ json, errorResponse, commonErrors, forbidden })
   const channelLag = channelsOpenApi({ json, errorResponse, commonErrors })
   return {
@@ -211,7 +210,6 @@ export function buildOpenApi(options: { maxBatch: number }) {
         ...config.schemas,
         ...alarmEvents.schemas,
         ...alarms.schemas,
-        ...channelLag.schemas,
         ...rules.schemas,
         ...channelLag.schemas,
       },
@@ -377,7 +375,6 @@ export function buildOpenApi(options: { maxBatch: number }) {
       ...config.paths,
       ...alarmEvents.paths,
       ...alarms.paths,
-      ...channelLag.paths,
       ...rules.paths,
       ...channelLag.paths,
     },
