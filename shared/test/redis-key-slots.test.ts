@@ -60,6 +60,7 @@ function scriptCalls(
     crashGuardHandBack: { keys: [k.attempts(group, topic)] },
     idempotency: { keys: [k.idempotency('team-a', `order-${partition}`)] },
     changeStatus: { keys: [k.status(`01JD${partition}NOTIFICATION`)] },
+    takeToken: { keys: [k.rateLimit('sms', `recipient-${partition}`)] },
   }
 }
 
