@@ -1,6 +1,10 @@
 // What GET /api/v1/channels answers: per channel, the distributors' lag on every partition (log end minus the
 // next offset they stored in Redis, as their own lag exporter computes it), the age of the oldest unfinished
-// record, and how many replicas are in the channel's consumer group.
+// record, how many replicas are in the channel's consumer group, and the throughput: records the distributors
+// finished per second (delivered, dead-lettered or skipped), from how far the sum of their stored next offsets
+// moved between this api's snapshots over the last ten seconds. The next offsets are what the distributors
+// commit once a record is done, so this counts work finished, not records written; and it needs no extra
+// reads, unlike asking the events topic.
 //
 // Consoles poll this, possibly several at once: one snapshot is computed at a time and reused for a second,
 // and the write time of the record at a stuck `next` is remembered, so a distributor that stopped costs one
@@ -32,8 +36,16 @@ export interface ChannelView {
   replicas: number | null
   lag: number
   oldestUnfinishedAgeSeconds: number | null
+  /**
+   * Records finished per second (the sum of stored next offsets, per second, between this snapshot and the
+   * oldest one of the last ten seconds, else the previous one); null on the first snapshot.
+   */
+  deliveriesPerSecond: number | null
   partitions: PartitionView[]
 }
+
+/** How far back throughput looks: long enough to smooth one-second polls, short enough to follow a burst. */
+const throughputWindowMs = 10_000
 
 export interface ChannelsSnapshot {
   at: string
@@ -51,6 +63,8 @@ export class ChannelLagReader {
   readonly #stores = new Map<Channel, OffsetStore>()
   /** `topic:partition:offset` → when that record was written (ms). */
   readonly #recordTimes = new Map<string, number>()
+  /** Per channel, (time, sum of stored next offsets) of recent snapshots, oldest first. */
+  readonly #finished = new Map<Channel, Array<{ at: number; next: number }>>()
   #last: { at: number; snapshot: Promise<ChannelsSnapshot> } | undefined
 
   constructor(options: {
@@ -119,6 +133,7 @@ export class ChannelLagReader {
           }),
         )
         const ages = partitions.map((p) => p.oldestUnfinishedAgeSeconds).filter((a) => a !== null)
+        const next = partitions.reduce((sum, p) => sum + p.next, 0)
         return {
           channel,
           topic,
@@ -126,6 +141,7 @@ export class ChannelLagReader {
           replicas: members?.get(group) ?? null,
           lag: partitions.reduce((sum, p) => sum + p.lag, 0),
           oldestUnfinishedAgeSeconds: ages.length > 0 ? Math.max(...ages) : null,
+          deliveriesPerSecond: this.#throughput(channel, now, next),
           partitions,
         }
       }),
@@ -133,6 +149,20 @@ export class ChannelLagReader {
     // Forget the offsets the distributors moved past.
     for (const key of this.#recordTimes.keys()) if (!wanted.has(key)) this.#recordTimes.delete(key)
     return { at: new Date(now).toISOString(), channels }
+  }
+
+  /** Records finished per second on a channel, from its earlier snapshots; remembers this one. */
+  #throughput(channel: Channel, now: number, next: number): number | null {
+    const samples = this.#finished.get(channel) ?? []
+    // Keep the newest sample older than the window too: with slow polls it is the only base there is.
+    while (samples.length > 1 && (samples[1]?.at ?? now) <= now - throughputWindowMs) samples.shift()
+    const base = samples[0]
+    samples.push({ at: now, next })
+    this.#finished.set(channel, samples)
+    if (base === undefined || now <= base.at) return null
+    // Offsets only go back when a topic is recreated or Redis lost them: no throughput to tell then.
+    const rate = (Math.max(0, next - base.next) * 1000) / (now - base.at)
+    return Math.round(rate * 10) / 10
   }
 
   #view(l: { partition: number; next: number; high: number; lag: number }) {

@@ -14,12 +14,16 @@ export function channelsOpenApi(h: Helpers) {
     paths: {
       [channelsPath]: {
         get: {
-          summary: "Each channel's delivery lag, per partition, and its distributor replicas (any API key)",
+          summary:
+            "Each channel's delivery lag per partition, throughput, destination breakers and distributor replicas (any API key)",
           description:
             "Lag is the log end of the channel's topic minus the next offset the distributors stored in Redis " +
             '(the offset mirrored to Kafka, else the log start, when Redis has none), as their ' +
             'herald_consumer_lag_records metric; the age of the oldest unfinished record comes from its broker ' +
-            'timestamp. One snapshot serves every request for a second.',
+            'timestamp. Throughput (deliveriesPerSecond) is the rate at which the sum of the stored next offsets ' +
+            "moved across this api replica's snapshots of the last 10 seconds: records finished, whatever " +
+            'their outcome; a console polling every 2 s keeps the window full. One snapshot serves every ' +
+            'request for a second.',
           parameters: [
             {
               name: 'channel',

@@ -46,6 +46,7 @@ interface Channels {
     replicas: number | null
     lag: number
     oldestUnfinishedAgeSeconds: number | null
+    deliveriesPerSecond: number | null
     partitions: Array<{
       partition: number
       next: number
@@ -128,9 +129,18 @@ export async function runOpsCommand(argv: string[], io: CliIo & { signal?: Abort
       return exitCodes.ok
     }
     const age = (s: number | null) => (s === null ? '-' : `${s}s`)
-    io.out(['CHANNEL', 'LAG', 'OLDEST', 'REPLICAS'].join('\t'))
+    const rate = (r: number | null) => (r === null ? '-' : `${r}/s`)
+    io.out(['CHANNEL', 'LAG', 'PER_SECOND', 'OLDEST', 'REPLICAS'].join('\t'))
     for (const c of snapshot.channels) {
-      io.out([c.channel, c.lag, age(c.oldestUnfinishedAgeSeconds), c.replicas ?? '?'].join('\t'))
+      io.out(
+        [
+          c.channel,
+          c.lag,
+          rate(c.deliveriesPerSecond),
+          age(c.oldestUnfinishedAgeSeconds),
+          c.replicas ?? '?',
+        ].join('\t'),
+      )
       if (values.channel === undefined) continue
       for (const p of c.partitions) {
         io.out(

@@ -144,11 +144,44 @@ describe('herald lag', () => {
     assert.equal(human.code, 0)
     assert.match(
       human.stdout,
-      new RegExp(`^CHANNEL\\tLAG\\tOLDEST\\tREPLICAS\\nsms\\t${sent}\\t\\d+s\\t0\\n {2}partition 0\\t`),
+      new RegExp(
+        `^CHANNEL\\tLAG\\tPER_SECOND\\tOLDEST\\tREPLICAS\\nsms\\t${sent}\\t(-|0/s)\\t\\d+s\\t0\\n {2}partition 0\\t`,
+      ),
     )
 
     assert.equal((await herald(['lag', '--channel', 'fax'])).code, exitCodes.usage)
     assert.equal((await herald(['lag', 'extra'])).code, exitCodes.usage)
     assert.equal((await herald(['lag'], 'wrong')).code, exitCodes.failed)
+  })
+
+  test('throughput counts the records finished since the earlier snapshots', async () => {
+    interface Lag {
+      channels: Array<{
+        group: string
+        topic: string
+        lag: number
+        deliveriesPerSecond: number | null
+        partitions: Array<{ partition: number; end: number }>
+      }>
+    }
+    const read = async () => {
+      const run = await herald(['lag', '--channel', 'sms', '--json'])
+      assert.equal(run.code, 0, run.stderr)
+      return (JSON.parse(run.stdout) as Lag).channels[0] as Lag['channels'][0]
+    }
+    const before = await read()
+    assert.ok(before.lag >= 1, 'what this file sent is unfinished')
+    // Finish everything as a distributor would: its stored next offsets move to the log ends.
+    await ctx.redis.hset(
+      redisKeys(ns.prefix).offsets(before.group, before.topic),
+      Object.fromEntries(before.partitions.map((p) => [String(p.partition), String(p.end)])),
+    )
+    const after = await eventually('a positive throughput once the offsets moved', async () => {
+      const sms = await read()
+      return sms.lag === 0 && (sms.deliveriesPerSecond ?? 0) > 0 ? sms : undefined
+    })
+    assert.ok((after.deliveriesPerSecond ?? 0) <= before.lag, 'no more than what finished, over at least 1 s')
+    const human = await herald(['lag'])
+    assert.match(human.stdout, /\nsms\t0\t\d+(\.\d)?\/s\t-\t0\n/)
   })
 })

@@ -24,6 +24,15 @@ export const channelsSnapshotSchema = z.object({
         .describe('Members of the consumer group (distributor replicas); null when the broker did not say'),
       lag: z.number().int().describe('Records written and not finished yet, over every partition'),
       oldestUnfinishedAgeSeconds: age.describe('Age of the oldest unfinished record; null when none lags'),
+      deliveriesPerSecond: z
+        .number()
+        .min(0)
+        .nullable()
+        .describe(
+          'Records the distributors finished per second (delivered, dead-lettered or skipped): how far the sum ' +
+            "of their stored next offsets moved since this api's oldest snapshot of the last 10 s (else its " +
+            'previous one), one decimal; null on the first snapshot',
+        ),
       partitions: z.array(
         z.object({
           partition: z.number().int(),

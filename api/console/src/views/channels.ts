@@ -1,5 +1,5 @@
-// Channels: GET /api/v1/channels every two seconds; per channel the lag, the oldest unfinished record's age,
-// the replicas, a chart of the lag over the last five minutes (kept in this tab while it is open) and the
+// Channels: GET /api/v1/channels every two seconds; per channel the lag, the throughput (records finished per
+// second), the oldest unfinished record's age, the replicas, a chart of the lag over the last five minutes (kept in this tab while it is open) and the
 // partitions. The previous answer stays on screen while the next is read, so nothing jumps.
 import { html } from 'htm/preact'
 import { useEffect, useState } from 'preact/hooks'
@@ -20,6 +20,7 @@ interface Channel {
   replicas: number | null
   lag: number
   oldestUnfinishedAgeSeconds: number | null
+  deliveriesPerSecond: number | null
   partitions: Partition[]
 }
 interface Snapshot {
@@ -97,6 +98,7 @@ export function ChannelsView() {
           <h2 id=${`channel-${c.channel}`}>${c.channel}</h2>
           <dl class="stats">
             <div><dt>Lag</dt><dd data-field="lag">${c.lag}</dd></div>
+            <div><dt>Throughput</dt><dd data-field="throughput">${c.deliveriesPerSecond === null ? '…' : `${c.deliveriesPerSecond}/s`}</dd></div>
             <div><dt>Oldest unfinished</dt><dd data-field="age">${age(c.oldestUnfinishedAgeSeconds)}</dd></div>
             <div><dt>Replicas</dt><dd data-field="replicas">${c.replicas ?? '?'}</dd></div>
           </dl>
