@@ -11,6 +11,8 @@ for (const script of [
   'e2e.ts',
   'scaling.ts',
   'router.ts',
+  'alarms.ts',
+  'rules.ts',
 ]) {
   const run = spawnSync(process.execPath, [join(repoRoot, 'bench', script), ...process.argv.slice(2)], {
     stdio: 'inherit',

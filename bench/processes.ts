@@ -89,13 +89,27 @@ export class ReceiptTail {
   }
 }
 
-/** A Herald service (api, distributor or router: its src/main.ts) as a child process with parsed logs. */
+/** A Herald service (its src/main.ts) as a child process with parsed logs. */
 export function spawnService(
   name: string,
-  script: 'api' | 'distributor' | 'router',
+  script: 'api' | 'distributor' | 'router' | 'alarms' | 'rules',
   env: Record<string, string>,
 ): ServiceProcess {
   return startService(name, script, env)
+}
+
+/**
+ * The port of a service's /metrics when it was started with METRICS_PORT=0: the alarms processor and the
+ * rules evaluator log it (`metricsPort`) once they run.
+ */
+export async function metricsPortOf(service: ServiceProcess, timeoutMs = 60_000): Promise<number> {
+  const line = await service.waitForLog((l) => typeof l.metricsPort === 'number', timeoutMs)
+  return line.metricsPort as number
+}
+
+/** Error and fatal lines a service logged (pino levels 50 and 60). */
+export function errorLines(service: ServiceProcess): Array<Record<string, unknown>> {
+  return service.lines.filter((l) => typeof l.level === 'number' && l.level >= 50)
 }
 
 /**
@@ -173,6 +187,17 @@ function readText(file: string): string {
     return buffer.subarray(0, n).toString('utf8')
   } finally {
     closeSync(fd)
+  }
+}
+
+/** Resident memory of a process now, in bytes (VmRSS of /proc/<pid>/status); undefined when unreadable. */
+export function residentBytes(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined
+  try {
+    const match = /^VmRSS:\s+(\d+)\s+kB$/m.exec(readText(`/proc/${pid}/status`))
+    return match ? Number(match[1]) * 1024 : undefined
+  } catch {
+    return undefined
   }
 }
 

@@ -17,7 +17,10 @@ export function formatTable(header: string[], rows: string[][]): string {
   return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n')
 }
 
-export async function machineFacts(): Promise<string> {
+/** The commit, machine and node; `services` are the source folders whose uncommitted changes are named. */
+export async function machineFacts(
+  services: readonly string[] = ['api', 'distributor', 'router', 'shared'],
+): Promise<string> {
   const commit = (() => {
     try {
       return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot }).toString().trim()
@@ -28,7 +31,7 @@ export async function machineFacts(): Promise<string> {
   // Others may be changing the code the benchmark ran: name the uncommitted service sources.
   const dirty = (() => {
     try {
-      return execFileSync('git', ['status', '--porcelain', '--', 'api', 'distributor', 'router', 'shared'], {
+      return execFileSync('git', ['status', '--porcelain', '--', ...services], {
         cwd: repoRoot,
       })
         .toString()
