@@ -11,18 +11,24 @@
 //   lost          = accepted and neither delivered nor dead-lettered once settled (or never written to Kafka)
 // Every fault is checked after it ran (exit signals, process ids, receipts, log lines), not just labelled.
 // The run fails when an id is lost, when the group stalls, or when a scheduled fault could not be shown.
+// With `cluster` the same load and checks run on a private clustered stack (three KRaft brokers, a Redis
+// Cluster of three primaries with a replica each); there the restarts of the only broker and the only Redis
+// give way to killing the leader broker of the busiest partition and the Redis primary of the offsets.
 import { execFileSync } from 'node:child_process'
 import { appendFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createRedis } from '@herald/shared/redis/client'
+import { redisKeys } from '@herald/shared/redis/keys'
 import { topicNames } from '@herald/shared/topics'
 import { Kafka, logLevel } from 'kafkajs'
+import { redisSlotOwner, waitForRedisCluster } from '../../dev/lib/cluster.ts'
 import { kafkaPid, startKafka, stopKafka } from '../../dev/lib/kafka.ts'
 import { isPortOpen, isRunning, pidsListeningOn, repoRoot } from '../../dev/lib/process.ts'
 import { redisCommand, redisPid, startRedis } from '../../dev/lib/redis.ts'
 import type { Sandbox } from '../../dev/standins/index.ts'
 import { freePort, type PrivateStack, startPrivateStack } from '../helpers.ts'
+import { type PrivateCluster, startPrivateCluster } from '../support/cluster.ts'
 import { startTestSandbox } from '../support/fixtures.ts'
 import { type PartitionBehind, readTopics, waitUntilConsumed } from '../support/offsets.ts'
 import { type ServiceProcess, startService } from '../support/service-process.ts'
@@ -43,8 +49,10 @@ export type Fault =
   | 'broker'
   | 'redis'
   | 'redis-empty'
+  | 'broker-leader'
+  | 'redis-primary'
 
-/** What `--faults all` means: every fault the harness knows. */
+/** What `--faults all` means on the single-node stack: every fault of one broker and one Redis. */
 export const allFaults: readonly Fault[] = [
   'kill',
   'term',
@@ -59,11 +67,36 @@ export const allFaults: readonly Fault[] = [
   'redis-empty',
 ]
 
+/**
+ * Faults of one broker and one Redis, skipped on a cluster (reported as skipped): restarting the only broker
+ * or the only Redis has no counterpart there (the clustered kills below are their counterparts), and a node
+ * restarted empty would have lost its cluster membership (nodes.conf), a rebuild rather than a restart.
+ */
+const singleNodeFaults: readonly Fault[] = ['broker', 'redis', 'redis-empty']
+
+/**
+ * Faults of the clustered stack: SIGKILL the broker leading the busiest partition, SIGKILL the Redis primary
+ * of the email distributors' offsets; each is restarted once the cluster moved on.
+ */
+const clusterOnlyFaults: readonly Fault[] = ['broker-leader', 'redis-primary']
+
+/** Every fault name the harness knows. */
+export const knownFaults: readonly Fault[] = [...allFaults, ...clusterOnlyFaults]
+
+/** What `--faults all` means on a stack: on a cluster, the single-node faults give way to the clustered kills. */
+export const allFaultsOf = (cluster: boolean): readonly Fault[] =>
+  cluster ? [...allFaults.filter((f) => !singleNodeFaults.includes(f)), ...clusterOnlyFaults] : allFaults
+
 export interface ChaosOptions {
   notifications: number
   ratePerSecond: number
   seed: number
   faults: ReadonlySet<Fault>
+  /**
+   * Run on a private clustered stack (three KRaft brokers, topics with three replicas and min.insync.replicas
+   * 2; a Redis Cluster of three primaries with a replica each) instead of one broker and one Redis.
+   */
+  cluster?: boolean
   /** A test-only broken distributor (the negative control); the only setting a control changes. */
   brokenVariant?: string
   /**
@@ -107,6 +140,8 @@ export interface ChaosReport {
   drainSeconds: number
   faultsRun: string[]
   faultsMissing: string[]
+  /** Scheduled faults the stack has no place for (a single-node fault on a cluster, or the reverse), and why. */
+  faultsSkipped: string[]
   ok: boolean
 }
 
@@ -138,14 +173,23 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const say = options.log ?? (() => {})
   const log = (line: string) => say(`${((Date.now() - began) / 1000).toFixed(1)} s: ${line}`)
   const random = prng(options.seed)
-  const on = (f: Fault) => options.faults.has(f)
-  const stack: PrivateStack = await startPrivateStack()
+  const cluster = options.cluster === true
+  const skipped = [...options.faults].filter((f) =>
+    (cluster ? singleNodeFaults : clusterOnlyFaults).includes(f),
+  )
+  const faultsSkipped = skipped.map((f) =>
+    cluster
+      ? `${f} (a single-node fault; on a cluster the broker-leader and redis-primary kills stand for it)`
+      : `${f} (a clustered-stack fault; run with --cluster)`,
+  )
+  const on = (f: Fault) => options.faults.has(f) && !skipped.includes(f)
+  const servers: Servers = cluster ? await clusterServers(log) : await singleServers()
   const sandbox: Sandbox = await startTestSandbox()
-  log(`private Kafka ${stack.brokers} and Redis ${stack.redisUrl} up`)
+  log(servers.describe)
+  for (const f of faultsSkipped) log(`fault skipped: ${f}`)
   const apiPort = await freePort()
   const env = {
-    KAFKA_BROKERS: stack.brokers,
-    REDIS_URL: stack.redisUrl,
+    ...servers.env,
     TOPIC_PARTITIONS: '6',
     SESSION_TIMEOUT_MS: '6000',
     SHUTDOWN_TIMEOUT_MS: '5000',
@@ -490,11 +534,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         })(),
       )
     }
-    if (on('broker')) {
+    const single = servers.single
+    if (on('broker') && single) {
       schedule.push(
         (async () => {
           await at(0.7)
-          const before = kafkaPid(stack.stack.kafka)
+          const before = kafkaPid(single.stack.kafka)
           mark('broker')
           if (before) process.kill(before, 'SIGKILL')
           let dead = false
@@ -503,10 +548,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
             if (!dead) await sleep(50)
           }
           await sleep(1000)
-          await stopKafka(stack.stack.kafka, 1000)
-          await startKafka(stack.stack.kafka)
+          await stopKafka(single.stack.kafka, 1000)
+          await startKafka(single.stack.kafka)
           ended()
-          const after = kafkaPid(stack.stack.kafka)
+          const after = kafkaPid(single.stack.kafka)
           if (dead && after && after !== before) ran('broker SIGKILL and restart')
           else missing(`broker SIGKILL: died ${dead}, restarted ${after !== undefined}`)
         })(),
@@ -514,7 +559,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     }
     // A Redis crash is a SIGKILL: what the AOF had not written by then is gone (a graceful stop would
     // flush it). "redis-empty" also deletes the data folder before the restart.
-    const crashRedis = async (share: number, empty: boolean) => {
+    const crashRedis = async (stack: PrivateStack, share: number, empty: boolean) => {
       await at(share)
       const port = stack.stack.redis.port
       // A sentinel tells whether Redis really came back empty (or kept its AOF): the services write new keys
@@ -543,11 +588,34 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       else if (!empty && !kept) missing(`${what}: it lost data written 1.5 s before the kill`)
       else ran(what)
     }
-    if (on('redis') || on('redis-empty')) {
+    if ((on('redis') || on('redis-empty')) && single) {
       schedule.push(
         (async () => {
-          if (on('redis')) await crashRedis(0.8, false)
-          if (on('redis-empty')) await crashRedis(on('redis') ? 0.9 : 0.8, true)
+          if (on('redis')) await crashRedis(single, 0.8, false)
+          if (on('redis-empty')) await crashRedis(single, on('redis') ? 0.9 : 0.8, true)
+        })(),
+      )
+    }
+    const clustered = servers.cluster
+    if (on('broker-leader') && clustered) {
+      schedule.push(
+        (async () => {
+          await at(0.7)
+          const what = await killLeaderBroker(clustered, mark)
+          ended()
+          if (what.ok) ran(what.text)
+          else missing(what.text)
+        })(),
+      )
+    }
+    if (on('redis-primary') && clustered) {
+      schedule.push(
+        (async () => {
+          await at(0.8)
+          const what = await killRedisPrimary(clustered, mark)
+          ended()
+          if (what.ok) ran(what.text)
+          else missing(what.text)
         })(),
       )
     }
@@ -560,12 +628,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     // Settle: every channel's group has its stored offsets at the log end of every partition.
     const kafka = new Kafka({
       clientId: 'chaos-checker',
-      brokers: [stack.brokers],
+      brokers: servers.brokers.split(','),
       logLevel: logLevel.NOTHING,
     })
     const admin = kafka.admin()
     await admin.connect()
-    const redis = createRedis(stack.redisUrl)
+    const redis = createRedis(servers.redisUrl, {}, servers.redisNodes)
     await redis.connect()
     const names = topicNames()
     let behind: PartitionBehind[]
@@ -684,6 +752,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       drainSeconds: (settledAt - (lastFaultEnded || loadEnded)) / 1000,
       faultsRun,
       faultsMissing,
+      faultsSkipped,
       ok:
         lost.length === 0 &&
         stalled.length === 0 &&
@@ -695,7 +764,209 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     await Promise.all(processes.map((p) => p.exited))
     for (const w of watches.values()) await w.close()
     await sandbox.close()
-    await stack.destroy()
+    await servers.destroy()
+  }
+}
+
+/** The servers of one run: a private single-node stack, or a private clustered one. */
+interface Servers {
+  /** KAFKA_BROKERS, REDIS_URL (and on a cluster REDIS_CLUSTER_NODES, TOPIC_REPLICATION) of the services. */
+  env: Record<string, string>
+  brokers: string
+  redisUrl: string
+  /** The Redis Cluster's nodes (none: one Redis at redisUrl). */
+  redisNodes: string[]
+  describe: string
+  single?: PrivateStack
+  cluster?: PrivateCluster
+  destroy(): Promise<void>
+}
+
+async function singleServers(): Promise<Servers> {
+  const stack = await startPrivateStack()
+  return {
+    env: { KAFKA_BROKERS: stack.brokers, REDIS_URL: stack.redisUrl },
+    brokers: stack.brokers,
+    redisUrl: stack.redisUrl,
+    redisNodes: [],
+    describe: `private Kafka ${stack.brokers} and Redis ${stack.redisUrl} up`,
+    single: stack,
+    destroy: () => stack.destroy(),
+  }
+}
+
+async function clusterServers(log: (line: string) => void): Promise<Servers> {
+  log('starting a private clustered stack (three Kafka nodes, six Redis nodes: a minute or more)')
+  const cluster = await startPrivateCluster()
+  return {
+    // The services create their topics with three replicas (min.insync.replicas 2 is the brokers' default).
+    env: {
+      KAFKA_BROKERS: cluster.brokers,
+      REDIS_URL: cluster.redisUrl,
+      REDIS_CLUSTER_NODES: cluster.redisNodes.join(','),
+      TOPIC_REPLICATION: '3',
+    },
+    brokers: cluster.brokers,
+    redisUrl: cluster.redisUrl,
+    redisNodes: cluster.redisNodes,
+    describe: `private Kafka cluster ${cluster.brokers} and Redis Cluster ${cluster.redisNodes.join(',')} up`,
+    cluster,
+    destroy: () => cluster.destroy(),
+  }
+}
+
+/** Polls `probe` (a failed probe counts as not yet) until it returns a value, or undefined at the bound. */
+async function poll<T>(probe: () => Promise<T | undefined>, timeoutMs: number, intervalMs = 250) {
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await sleep(intervalMs)) {
+    const value = await probe().catch(() => undefined)
+    if (value !== undefined) return value
+  }
+  return undefined
+}
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`
+
+/**
+ * SIGKILLs the broker leading the partition with the most records of the channels' main topics, waits for
+ * the partition to get another leader (one of its in-sync followers), then restarts the broker. The text
+ * says how long the leader took to move: the time the partition could take no write.
+ */
+async function killLeaderBroker(
+  cluster: PrivateCluster,
+  mark: (fault: string) => void,
+): Promise<{ ok: boolean; text: string }> {
+  const kafka = new Kafka({
+    clientId: 'chaos-broker-fault',
+    brokers: cluster.brokers.split(','),
+    logLevel: logLevel.NOTHING,
+    // While the leader is gone a request to it fails fast and the poll asks again (another broker).
+    connectionTimeout: 1000,
+    retry: { retries: 2, initialRetryTime: 100 },
+  })
+  const admin = kafka.admin()
+  await admin.connect()
+  try {
+    const names = topicNames()
+    let busiest: { topic: string; partition: number; records: number } | undefined
+    for (const channel of channels) {
+      const topic = names.main(channel)
+      for (const { partition, high, low } of await admin.fetchTopicOffsets(topic)) {
+        const records = Number(high) - Number(low)
+        if (!busiest || records > busiest.records) busiest = { topic, partition, records }
+      }
+    }
+    if (!busiest) return { ok: false, text: 'broker-leader SIGKILL: no partition found' }
+    const { topic, partition } = busiest
+    const leaderOf = async () => {
+      const [metadata] = (await admin.fetchTopicMetadata({ topics: [topic] })).topics
+      return metadata?.partitions.find((p) => p.partitionId === partition)?.leader
+    }
+    const leader = await leaderOf()
+    // clusterFromEnv numbers the nodes 1, 2, 3 in order.
+    const node = leader === undefined ? undefined : cluster.stack.kafka[leader - 1]
+    const before = node ? kafkaPid(node) : undefined
+    if (!node || !before)
+      return {
+        ok: false,
+        text: `broker-leader SIGKILL: leader ${leader} of ${topic}[${partition}] not running`,
+      }
+    mark('broker-leader')
+    const killedAt = Date.now()
+    process.kill(before, 'SIGKILL')
+    const dead = await poll(async () => (isRunning(before) ? undefined : true), 10_000, 50)
+    const moved = await poll(async () => {
+      const now = await leaderOf()
+      return now !== undefined && now >= 0 && now !== leader ? now : undefined
+    }, 60_000)
+    const movedMs = Date.now() - killedAt
+    await stopKafka(node, 1000) // its pid file
+    const restartFrom = Date.now()
+    await startKafka(node)
+    const restartedMs = Date.now() - restartFrom
+    const after = kafkaPid(node)
+    const where = `broker ${leader}, leader of ${topic}[${partition}] (${busiest.records} records)`
+    if (!dead || moved === undefined || !after || after === before)
+      return {
+        ok: false,
+        text: `broker-leader SIGKILL of ${where}: died ${dead === true}, leader moved ${moved !== undefined}, restarted ${after !== undefined && after !== before}`,
+      }
+    return {
+      ok: true,
+      text: `SIGKILL ${where}: leadership moved to broker ${moved} ${seconds(movedMs)} after the kill; broker restarted (${seconds(restartedMs)} to serve)`,
+    }
+  } finally {
+    await admin.disconnect()
+  }
+}
+
+/** The replication role of a Redis node (master, slave), or undefined when it does not answer. */
+function redisRole(port: number): string | undefined {
+  try {
+    return execFileSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), 'role'], {
+      encoding: 'utf8',
+      timeout: 5000,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }).split('\n')[0]
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * SIGKILLs the Redis primary that holds the email distributors' offsets (its AOF-rewrite child too), waits
+ * for Redis Cluster to promote its replica (cluster-node-timeout 5 s), then restarts the old primary, which
+ * rejoins as a replica of the promoted one. Replication is asynchronous: the promoted replica may miss the
+ * last offset writes, so records are delivered again (duplicates), never lost.
+ */
+async function killRedisPrimary(
+  cluster: PrivateCluster,
+  mark: (fault: string) => void,
+): Promise<{ ok: boolean; text: string }> {
+  const nodes = cluster.stack.redis
+  const first = nodes[0]
+  if (!first) return { ok: false, text: 'redis-primary SIGKILL: no Redis nodes' }
+  const key = redisKeys().offsets('herald.distributor.email', topicNames().main('email'))
+  const slot = Number((await redisCommand(first.port, `CLUSTER KEYSLOT ${key}`, 5000)).slice(1))
+  const primary = redisSlotOwner(first.port, slot)
+  const node = nodes.find((n) => `127.0.0.1:${n.port}` === primary)
+  const before = node ? redisPid(node) : undefined
+  if (!node || !before)
+    return { ok: false, text: `redis-primary SIGKILL: primary ${primary} of slot ${slot} not running` }
+  mark('redis-primary')
+  const killedAt = Date.now()
+  // A child forked for an AOF rewrite outlives the server and keeps its port: it dies with the crash too.
+  for (const pid of new Set([before, ...pidsListeningOn(node.port)])) process.kill(pid, 'SIGKILL')
+  const dead = await poll(
+    async () => (isRunning(before) || (await isPortOpen(node.port)) ? undefined : true),
+    10_000,
+    50,
+  )
+  const survivors = nodes.filter((n) => n !== node)
+  const promoted = await poll(async () => {
+    for (const n of survivors) {
+      const owner = redisSlotOwner(n.port, slot)
+      if (owner !== undefined) return owner !== primary ? owner : undefined
+    }
+    return undefined
+  }, 60_000)
+  const promotedMs = Date.now() - killedAt
+  const restartFrom = Date.now()
+  await startRedis(node)
+  const served = await waitForRedisCluster(cluster.stack, 120_000).then(
+    () => true,
+    () => false,
+  )
+  const role = await poll(async () => (redisRole(node.port) === 'slave' ? 'slave' : undefined), 60_000, 500)
+  const rejoinedMs = Date.now() - restartFrom
+  const where = `Redis primary ${primary} (slot ${slot}: the email distributors' offsets)`
+  if (!dead || promoted === undefined || role === undefined || !served)
+    return {
+      ok: false,
+      text: `redis-primary SIGKILL of ${where}: died ${dead === true}, replica promoted ${promoted !== undefined}, back as a replica ${role !== undefined}, every slot served ${served}`,
+    }
+  return {
+    ok: true,
+    text: `SIGKILL ${where}: replica ${promoted} promoted ${seconds(promotedMs)} after the kill; the old primary restarted and rejoined as its replica (${seconds(rejoinedMs)}, every slot served)`,
   }
 }
 
@@ -768,14 +1039,17 @@ export function formatSection(runs: readonly ChaosRun[], when = new Date()): str
   }
   const lines = [
     '',
-    `## ${when.toISOString()} — commit ${commitOf()}`,
+    `## ${when.toISOString()} — commit ${commitOf()}${o.cluster ? ' — clustered stack' : ''}`,
     '',
     '| distributor | accepted | delivered | dead-lettered | lost | duplicate deliveries | drain after last fault |',
     '| --- | --- | --- | --- | --- | --- | --- |',
     ...runs.map(row),
     '',
     `${o.notifications} notifications at ${o.ratePerSecond}/s, seed ${o.seed}, provider latency ${o.providerLatencyMs ?? 0} ms, ` +
-      `${o.replicasPerChannel ?? 2} replicas per channel${o.faults.has('kill') ? `, a burst of ${o.burst ?? 20} to one mailbox at the kill` : ''}.`,
+      `${o.replicasPerChannel ?? 2} replicas per channel${o.faults.has('kill') ? `, a burst of ${o.burst ?? 20} to one mailbox at the kill` : ''}` +
+      (o.cluster
+        ? '; on a private clustered stack: three KRaft brokers (topics with three replicas, min.insync.replicas 2, acks=all) and a Redis Cluster of three primaries with a replica each (cluster-node-timeout 5 s).'
+        : '.'),
   ]
   for (const { options, report: r } of runs) {
     const who = runs.length > 1 ? `${distributor({ options, report: r })}: ` : ''
@@ -783,6 +1057,7 @@ export function formatSection(runs: readonly ChaosRun[], when = new Date()): str
       '',
       `${who}Faults: ${r.faultsRun.join('; ') || 'none'}.` +
         (r.faultsMissing.length ? ` MISSING: ${r.faultsMissing.join('; ')}.` : '') +
+        (r.faultsSkipped.length ? ` Skipped: ${r.faultsSkipped.join('; ')}.` : '') +
         (r.stalled.length ? ` STALLED: ${r.stalled.join(', ')}.` : '') +
         (r.deadLetteredOther.length
           ? ` Dead-lettered without an injected error: ${r.deadLetteredOther.length}.`
