@@ -4,7 +4,8 @@
 // finished per second (delivered, dead-lettered or skipped), from how far the sum of their stored next offsets
 // moved between this api's snapshots over the last ten seconds. The next offsets are what the distributors
 // commit once a record is done, so this counts work finished, not records written; and it needs no extra
-// reads, unlike asking the events topic.
+// reads, unlike asking the events topic. And the state of every breaker of the distributor replicas (the
+// channel's own and one per named destination), as they publish them (distributor/src/breaker-board.ts).
 //
 // Consoles poll this, possibly several at once: one snapshot is computed at a time and reused for a second,
 // and the write time of the record at a stuck `next` is remembered, so a distributor that stopped costs one
@@ -28,6 +29,17 @@ export interface PartitionView {
   oldestUnfinishedAgeSeconds: number | null
 }
 
+export interface BreakerView {
+  /** The destination (a Slack or webhook name); null for the channel's own breaker (the provider). */
+  destination: string | null
+  state: 'closed' | 'open' | 'half-open'
+  /** When an open breaker lets a probe through; else null. */
+  openUntil: string | null
+  reason: string
+  /** The distributor replica whose breaker this is: each replica keeps its own. */
+  replica: string
+}
+
 export interface ChannelView {
   channel: Channel
   topic: string
@@ -41,6 +53,8 @@ export interface ChannelView {
    * oldest one of the last ten seconds, else the previous one); null on the first snapshot.
    */
   deliveriesPerSecond: number | null
+  /** Breakers the live replicas published, by destination (the channel's first) then replica. */
+  breakers: BreakerView[]
   partitions: PartitionView[]
 }
 
@@ -60,6 +74,8 @@ export class ChannelLagReader {
   readonly #topics: TopicNames
   readonly #channels: readonly Channel[]
   readonly #keyPrefix: string
+  readonly #redis: Redis
+  readonly #keys: RedisKeys
   readonly #stores = new Map<Channel, OffsetStore>()
   /** `topic:partition:offset` → when that record was written (ms). */
   readonly #recordTimes = new Map<string, number>()
@@ -79,6 +95,8 @@ export class ChannelLagReader {
     this.#topics = options.topics
     this.#channels = options.channels
     this.#keyPrefix = options.keyPrefix
+    this.#redis = options.redis
+    this.#keys = options.keys
     for (const channel of options.channels) {
       const group = distributorGroup(options.keyPrefix, channel)
       this.#stores.set(
@@ -113,9 +131,11 @@ export class ChannelLagReader {
         const topic = this.#topics.main(channel)
         const group = distributorGroup(this.#keyPrefix, channel)
         const store = this.#stores.get(channel) as OffsetStore
-        const lags = (await readPartitionLags(this.#admin, store, topic, group)).sort(
-          (a, b) => a.partition - b.partition,
-        )
+        const [read, breakers] = await Promise.all([
+          readPartitionLags(this.#admin, store, topic, group),
+          this.#breakers(channel, now),
+        ])
+        const lags = read.sort((a, b) => a.partition - b.partition)
         const partitions = await Promise.all(
           lags.map(async (l): Promise<PartitionView> => {
             if (l.lag === 0) return { ...this.#view(l), oldestUnfinishedAgeSeconds: null }
@@ -142,6 +162,7 @@ export class ChannelLagReader {
           lag: partitions.reduce((sum, p) => sum + p.lag, 0),
           oldestUnfinishedAgeSeconds: ages.length > 0 ? Math.max(...ages) : null,
           deliveriesPerSecond: this.#throughput(channel, now, next),
+          breakers,
           partitions,
         }
       }),
@@ -149,6 +170,28 @@ export class ChannelLagReader {
     // Forget the offsets the distributors moved past.
     for (const key of this.#recordTimes.keys()) if (!wanted.has(key)) this.#recordTimes.delete(key)
     return { at: new Date(now).toISOString(), channels }
+  }
+
+  /** The breakers published for a channel, without those whose replica stopped refreshing them. */
+  async #breakers(channel: Channel, now: number): Promise<BreakerView[]> {
+    const hash = await this.#redis.hgetall(this.#keys.breakers(channel))
+    const views: BreakerView[] = []
+    for (const value of Object.values(hash)) {
+      let parsed: (BreakerView & { expiresAt?: unknown }) | undefined
+      try {
+        parsed = JSON.parse(value)
+      } catch {
+        continue
+      }
+      if (!parsed || typeof parsed.expiresAt !== 'number' || parsed.expiresAt <= now) continue
+      const { destination, state, openUntil, reason, replica } = parsed
+      views.push({ destination, state, openUntil, reason, replica })
+    }
+    const order = (d: string | null) => (d === null ? '' : ` ${d}`)
+    return views.sort(
+      (a, b) =>
+        order(a.destination).localeCompare(order(b.destination)) || a.replica.localeCompare(b.replica),
+    )
   }
 
   /** Records finished per second on a channel, from its earlier snapshots; remembers this one. */

@@ -23,7 +23,9 @@ export function channelsOpenApi(h: Helpers) {
             'timestamp. Throughput (deliveriesPerSecond) is the rate at which the sum of the stored next offsets ' +
             "moved across this api replica's snapshots of the last 10 seconds: records finished, whatever " +
             'their outcome; a console polling every 2 s keeps the window full. One snapshot serves every ' +
-            'request for a second.',
+            'request for a second. Breakers are what the distributor replicas publish to Redis ' +
+            '(RedisKeys.breakers): each replica its own, the channel breaker (destination null) and one per ' +
+            'Slack or webhook destination it delivered to; a replica that stopped refreshing them drops out.',
           parameters: [
             {
               name: 'channel',

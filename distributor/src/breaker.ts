@@ -12,6 +12,8 @@ export interface BreakerOptions {
   probeDelayMs: number
   maxProbeDelayMs: number
   now?: () => number
+  /** Called after every change of state (opened, half-open, closed); must not throw. */
+  onChange?: () => void
 }
 
 export class Breaker {
@@ -50,6 +52,7 @@ export class Breaker {
     this.#state = 'closed'
     this.#openings = 0
     this.#reason = ''
+    this.#options.onChange?.()
     return 'closed'
   }
 
@@ -75,6 +78,7 @@ export class Breaker {
     const now = (this.#options.now ?? Date.now)()
     if (this.#state !== 'open' || now < this.#openUntil) return false
     this.#state = 'half-open'
+    this.#options.onChange?.()
     return true
   }
 
@@ -88,5 +92,6 @@ export class Breaker {
     this.#state = 'open'
     this.#openUntil = now + Math.max(delay, error.retryAfterMs ?? 0)
     this.#reason = `${error.code}: ${error.message}`
+    this.#options.onChange?.()
   }
 }

@@ -20,6 +20,7 @@ import type { Status, StatusStore } from '@herald/shared/status'
 import type { Admin, Batch, Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs'
 import { Partitioners } from 'kafkajs'
 import { Breaker } from './breaker.ts'
+import { BreakerBoard } from './breaker-board.ts'
 import type { Channel } from './channels/channel.ts'
 import { CrashGuard, isReplay, livenessTtlFor } from './crash-guard.ts'
 import { deliver } from './delivery.ts'
@@ -102,6 +103,8 @@ export class Distributor {
   #probeTimer: NodeJS.Timeout | undefined
   #breakerReported = false
   readonly #breaker: Breaker
+  /** Publishes the breakers' states to Redis for the api, in the background (breaker-board.ts). */
+  readonly #board: BreakerBoard
   /** Delivery slots shared by every partition this replica holds (DELIVERY_CONCURRENCY). */
   readonly #slots: Slots
   readonly #lag: LagExporter
@@ -187,11 +190,19 @@ export class Distributor {
       signal: this.#stop.signal,
       logger: this.#log,
     })
+    this.#board = new BreakerBoard({
+      redis: deps.redis,
+      key: deps.keys.breakers(deps.channel.name),
+      replica: this.#guard.instanceId,
+      logger: this.#log,
+    })
     this.#breaker = new Breaker({
       failureThreshold: deps.config.breaker.threshold,
       probeDelayMs: deps.config.breaker.probeMs,
       maxProbeDelayMs: deps.config.breaker.probeMaxMs,
+      onChange: () => this.#board.changed(),
     })
+    this.#board.watch(null, this.#breaker)
   }
 
   get offsets(): OffsetStore {
@@ -228,6 +239,7 @@ export class Distributor {
     })
     this.#deps.redis.on('ready', this.#onRedisReady)
     this.#lag.start(this.#deps.config.lagIntervalMs)
+    this.#board.start()
   }
 
   /**
@@ -246,6 +258,7 @@ export class Distributor {
     this.#deps.redis.off('ready', this.#onRedisReady)
     this.#claims.detach()
     this.#lag.stop()
+    this.#board.stop()
     const bound = setTimeout(
       () => this.#stop.abort(new Error('shutdown bound reached')),
       this.#deps.config.shutdownTimeoutMs,
@@ -1020,8 +1033,10 @@ export class Distributor {
         failureThreshold: this.#deps.config.breaker.threshold,
         probeDelayMs: this.#deps.config.breaker.probeMs,
         maxProbeDelayMs: this.#deps.config.breaker.probeMaxMs,
+        onChange: () => this.#board.changed(),
       })
       this.#destinationBreakers.set(destination, breaker)
+      this.#board.watch(destination, breaker)
     }
     return breaker
   }

@@ -144,6 +144,8 @@ test('an operator signs in, follows a notification, replays a dead letter, watch
     const again = ctx.distributor(ns, 'console-sms-2', { CHANNEL: 'sms', RETRY_BASE_MS: '50' })
     await ctx.claimed(again)
     await card.locator('[data-field="lag"]', { hasText: /^0$/ }).waitFor({ timeout: 30_000 })
+    // The running replica publishes its channel breaker; the stopped one removed its own.
+    await card.locator('[data-field="breakers"]', { hasText: '1 closed (whole channel)' }).waitFor()
     // The twelve just finished fall in the 10 s the throughput looks back over.
     await card.locator('[data-field="throughput"]', { hasText: /^(?!0\/s)[\d.]+\/s$/ }).waitFor()
     await page.setViewportSize({ width: 390, height: 800 })

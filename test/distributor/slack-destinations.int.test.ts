@@ -1,19 +1,30 @@
 // Slack destinations fail independently: a webhook that was revoked (410) or keeps failing (503) opens the
 // breaker of its own destination, and the records of the other Slack destinations keep flowing. Real Kafka
 // and Redis, a distributor process (CHANNEL=slack) and the Slack stand-in, which fails one webhook path only.
+// The api's GET /api/v1/channels reports the open destination breaker the distributor published to Redis.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import type { NotificationRecord } from '@herald/shared/notification'
+import { redisKeys } from '@herald/shared/redis/keys'
 import type { Faults } from '../../dev/standins/index.ts'
+import { startTestApi } from '../support/api.ts'
 import { testContext } from '../support/context.ts'
 import { produceRecords, type TestNamespace } from '../support/fixtures.ts'
-import type { ServiceProcess } from '../support/service-process.ts'
+import { eventually, type ServiceProcess } from '../support/service-process.ts'
 
 const ctx = testContext({ sandbox: true })
 
 const breakerLine = (l: Record<string, unknown>) => /^(DESTINATION )?BREAKER OPEN/.test(String(l.msg ?? ''))
 const channelBreakerOpened = (p: ServiceProcess) =>
   p.lines.some((l) => String(l.msg ?? '').startsWith('BREAKER OPEN'))
+
+interface PublishedBreaker {
+  destination: string | null
+  state: string
+  openUntil: string | null
+  reason: string
+  replica: string
+}
 
 function slackRecord(ns: TestNamespace, to: string, n: number): NotificationRecord {
   const id = `${ns.prefix}-${to}-${n}`
@@ -40,6 +51,18 @@ async function oneDestinationFails(label: string, fault: (path: string) => Fault
     BREAKER_PROBE_MAX_MS: '4000',
   })
   await ctx.claimed(d)
+  const api = await startTestApi(ns, {
+    brokers: ctx.brokers,
+    redisUrl: ctx.redisUrl,
+    env: { TOPIC_PARTITIONS: '4' },
+  })
+  /** The Slack breakers GET /api/v1/channels reports, by destination ('*' for the channel's own). */
+  const breakers = async () => {
+    const answer = await api.call('GET', '/channels?channel=slack')
+    assert.equal(answer.status, 200, JSON.stringify(answer.body))
+    const listed = answer.body.channels[0].breakers as PublishedBreaker[]
+    return new Map(listed.map((b) => [b.destination ?? '*', b]))
+  }
   ctx.sandbox.slack.setFaults(fault(paths.broken))
   try {
     const held = [1, 2].map((n) => slackRecord(ns, 'broken', n))
@@ -51,6 +74,15 @@ async function oneDestinationFails(label: string, fault: (path: string) => Fault
       "the destination's breaker, not the channel's",
     )
     assert.equal(opened.destination, 'broken')
+    const reported = await eventually('the api reports the open breaker of broken', async () => {
+      const found = await breakers()
+      return found.get('broken')?.state === 'open' ? found : undefined
+    })
+    const broken = reported.get('broken') as PublishedBreaker
+    assert.ok(broken.openUntil && !Number.isNaN(Date.parse(broken.openUntil)), 'when the probe may go')
+    assert.notEqual(broken.reason, '', 'what opened it')
+    assert.equal(reported.get('*')?.state, 'closed', "the channel's own breaker is closed")
+    assert.equal(broken.replica, reported.get('*')?.replica, 'both from the one replica')
 
     const flowing = [1, 2, 3, 4, 5].map((n) => slackRecord(ns, 'fine', n))
     await produceRecords(ctx.producer, ns.topics.main('slack'), flowing, 1)
@@ -78,7 +110,16 @@ async function oneDestinationFails(label: string, fault: (path: string) => Fault
     const delivered = new Set(ctx.deliveredIds(ns))
     for (const record of [...held, ...flowing]) assert.ok(delivered.has(record.id), record.id)
     assert.ok(!channelBreakerOpened(d), "the Slack channel's breaker never opened")
+    await eventually('the api reports every breaker closed', async () => {
+      const found = await breakers()
+      return ['*', 'broken', 'fine'].every((d) => found.get(d)?.state === 'closed') ? true : undefined
+    })
+    d.kill('SIGTERM')
+    await d.exited
+    // Not left to expire: a replica that stops removes its breakers before it quits Redis.
+    assert.equal(await ctx.redis.hlen(redisKeys(ns.prefix).breakers('slack')), 0)
   } finally {
+    await api.stop()
     ctx.sandbox.slack.setFaults({})
     d.kill('SIGTERM')
     await d.exited

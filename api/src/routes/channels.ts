@@ -33,6 +33,29 @@ export const channelsSnapshotSchema = z.object({
             "of their stored next offsets moved since this api's oldest snapshot of the last 10 s (else its " +
             'previous one), one decimal; null on the first snapshot',
         ),
+      breakers: z
+        .array(
+          z.object({
+            destination: z
+              .string()
+              .nullable()
+              .describe(
+                "A Slack or webhook destination's name; null for the channel's own breaker (the provider)",
+              ),
+            state: z.enum(['closed', 'open', 'half-open']),
+            openUntil: z
+              .string()
+              .nullable()
+              .describe('When an open breaker lets a probe through (ISO 8601); null unless open'),
+            reason: z.string().describe('The failure that opened it; empty when closed'),
+            replica: z.string().describe('The distributor replica: each keeps breakers of its own'),
+          }),
+        )
+        .describe(
+          "Every breaker of the channel's live distributor replicas, as they publish them to Redis on each " +
+            'change and every 5 s (a replica gone for 15 s drops out); the channel breaker first, then by ' +
+            'destination and replica',
+        ),
       partitions: z.array(
         z.object({
           partition: z.number().int(),

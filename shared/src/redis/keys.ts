@@ -28,6 +28,12 @@ export interface RedisKeys {
   ruleStates: (topic: string, partition: number) => string
   /** Hash per partition of an alarm-events topic: (alarm, route) → the router's reminder entry (JSON). */
   reminders: (group: string, topic: string, partition: number) => string
+  /**
+   * Hash per channel: `<replica> <destination>` → that distributor replica's breaker for the destination
+   * (JSON: destination, state, openUntil, reason, replica, expiresAt; distributor/src/breaker-board.ts). The
+   * replicas refresh their fields and the key's TTL; readers skip fields past expiresAt (a dead replica's).
+   */
+  breakers: (channel: string) => string
 }
 
 export function redisKeys(prefix = 'herald'): RedisKeys {
@@ -42,5 +48,6 @@ export function redisKeys(prefix = 'herald'): RedisKeys {
     rateLimit: (channel, recipient) => `${prefix}:rate:${channel}:${recipient}`,
     ruleStates: (topic, partition) => `${prefix}:{rules:${topic}}:state:${partition}`,
     reminders: (group, topic, partition) => `${prefix}:{${group}:${topic}}:reminders:${partition}`,
+    breakers: (channel) => `${prefix}:breakers:${channel}`,
   }
 }

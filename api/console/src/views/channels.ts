@@ -1,6 +1,8 @@
 // Channels: GET /api/v1/channels every two seconds; per channel the lag, the throughput (records finished per
-// second), the oldest unfinished record's age, the replicas, a chart of the lag over the last five minutes (kept in this tab while it is open) and the
-// partitions. The previous answer stays on screen while the next is read, so nothing jumps.
+// second), the oldest unfinished record's age, the replicas, a chart of the lag over the last five minutes
+// (kept in this tab while it is open), the breakers the distributor replicas publish (open ones listed with
+// their probe time) and the partitions. The previous answer stays on screen while the next is read, so
+// nothing jumps.
 import { html } from 'htm/preact'
 import { useEffect, useState } from 'preact/hooks'
 import { call, describe } from '../api.ts'
@@ -13,6 +15,13 @@ interface Partition {
   lag: number
   oldestUnfinishedAgeSeconds: number | null
 }
+interface Breaker {
+  destination: string | null
+  state: 'closed' | 'open' | 'half-open'
+  openUntil: string | null
+  reason: string
+  replica: string
+}
 interface Channel {
   channel: string
   topic: string
@@ -21,6 +30,7 @@ interface Channel {
   lag: number
   oldestUnfinishedAgeSeconds: number | null
   deliveriesPerSecond: number | null
+  breakers: Breaker[]
   partitions: Partition[]
 }
 interface Snapshot {
@@ -60,6 +70,39 @@ function Chart(props: { channel: string; now: number }) {
     </svg>
     <figcaption>Lag, last 5 minutes (max ${max === 1 && latest === 0 ? 0 : max})</figcaption>
   </figure>`
+}
+
+/** Open and probing breakers first, so what holds deliveries back is in view; closed ones in a count. */
+function Breakers(props: { channel: string; breakers: Breaker[] }) {
+  const tripped = props.breakers.filter((b) => b.state !== 'closed')
+  const closed = props.breakers.length - tripped.length
+  const name = (b: Breaker) => b.destination ?? 'whole channel'
+  return html`<div class="breakers" data-field="breakers">
+    <h3>Breakers</h3>
+    ${
+      tripped.length > 0
+        ? html`<div class="scroll"><table>
+          <caption class="visually-hidden">Open breakers of ${props.channel}</caption>
+          <thead><tr><th scope="col">Destination</th><th scope="col">State</th><th scope="col">Probe at</th>
+            <th scope="col">Replica</th><th scope="col">Reason</th></tr></thead>
+          <tbody>${tripped.map(
+            (
+              b,
+            ) => html`<tr key=${`${b.replica} ${name(b)}`} data-destination=${name(b)} data-state=${b.state}>
+              <td>${name(b)}</td><td><span class=${`state state-${b.state}`}>${b.state}</span></td>
+              <td>${b.openUntil ? time(b.openUntil) : '—'}</td><td>${b.replica}</td><td>${b.reason}</td></tr>`,
+          )}</tbody>
+        </table></div>`
+        : null
+    }
+    <p class="meta">${
+      props.breakers.length === 0
+        ? 'No replica reports breakers.'
+        : `${closed} closed${tripped.length > 0 ? `, ${tripped.length} open or probing` : ''} (${[
+            ...new Set(props.breakers.map(name)),
+          ].join(', ')})`
+    }</p>
+  </div>`
 }
 
 export function ChannelsView() {
@@ -103,6 +146,7 @@ export function ChannelsView() {
             <div><dt>Replicas</dt><dd data-field="replicas">${c.replicas ?? '?'}</dd></div>
           </dl>
           <${Chart} channel=${c.channel} now=${now} />
+          <${Breakers} channel=${c.channel} breakers=${c.breakers} />
           <details>
             <summary>Partitions (${c.partitions.length})</summary>
             <div class="scroll"><table>
