@@ -68,11 +68,16 @@ export const allFaults: readonly Fault[] = [
 ]
 
 /**
- * Faults of one broker and one Redis, skipped on a cluster (reported as skipped): restarting the only broker
- * or the only Redis has no counterpart there (the clustered kills below are their counterparts), and a node
- * restarted empty would have lost its cluster membership (nodes.conf), a rebuild rather than a restart.
+ * Faults of one broker and one Redis, skipped on a cluster (the report says why): restarting the only broker
+ * or the only Redis has its counterparts in the clustered kills below, and a node restarted empty would have
+ * lost its cluster membership (nodes.conf), a rebuild rather than a restart.
  */
-const singleNodeFaults: readonly Fault[] = ['broker', 'redis', 'redis-empty']
+const singleNodeFaults: Partial<Record<Fault, string>> = {
+  broker: 'the restart of the only broker; on a cluster the broker-leader kill stands for it',
+  redis: 'the restart of the only Redis from its AOF; on a cluster the redis-primary kill stands for it',
+  'redis-empty':
+    'a Redis Cluster node restarted without its data folder has lost its membership (nodes.conf): a rebuild, not a restart',
+}
 
 /**
  * Faults of the clustered stack: SIGKILL the broker leading the busiest partition, SIGKILL the Redis primary
@@ -83,9 +88,11 @@ const clusterOnlyFaults: readonly Fault[] = ['broker-leader', 'redis-primary']
 /** Every fault name the harness knows. */
 export const knownFaults: readonly Fault[] = [...allFaults, ...clusterOnlyFaults]
 
-/** What `--faults all` means on a stack: on a cluster, the single-node faults give way to the clustered kills. */
-export const allFaultsOf = (cluster: boolean): readonly Fault[] =>
-  cluster ? [...allFaults.filter((f) => !singleNodeFaults.includes(f)), ...clusterOnlyFaults] : allFaults
+/**
+ * What `--faults all` means on a stack. On a cluster: every fault, the single-node ones then reported as
+ * skipped (with why), so a clustered section says what it did not do.
+ */
+export const allFaultsOf = (cluster: boolean): readonly Fault[] => (cluster ? knownFaults : allFaults)
 
 export interface ChaosOptions {
   notifications: number
@@ -175,12 +182,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const random = prng(options.seed)
   const cluster = options.cluster === true
   const skipped = [...options.faults].filter((f) =>
-    (cluster ? singleNodeFaults : clusterOnlyFaults).includes(f),
+    cluster ? singleNodeFaults[f] !== undefined : clusterOnlyFaults.includes(f),
   )
   const faultsSkipped = skipped.map((f) =>
-    cluster
-      ? `${f} (a single-node fault; on a cluster the broker-leader and redis-primary kills stand for it)`
-      : `${f} (a clustered-stack fault; run with --cluster)`,
+    cluster ? `${f} (${singleNodeFaults[f]})` : `${f} (a clustered-stack fault; run with --cluster)`,
   )
   const on = (f: Fault) => options.faults.has(f) && !skipped.includes(f)
   const servers: Servers = cluster ? await clusterServers(log) : await singleServers()

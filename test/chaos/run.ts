@@ -2,9 +2,9 @@
 //                  [--latency 20] [--settle-timeout 600] [--control | --broken <variant>] [--record] [--cluster]
 // Runs the whole system on private Kafka and Redis under a fault schedule and checks every accepted id once
 // every partition's stored offset reached its log end. --cluster runs it on a private clustered stack
-// (three KRaft brokers, a Redis Cluster of three primaries with a replica each); there `all` kills the
-// leader broker of the busiest partition and the Redis primary of the email offsets instead of restarting
-// the only broker and the only Redis (those faults are skipped, and the report says so). --control runs the same settings again against a
+// (three KRaft brokers, a Redis Cluster of three primaries with a replica each); there `all` also kills the
+// leader broker of the busiest partition and the Redis primary of the email offsets, and skips the
+// restarts of the only broker and the only Redis (the report says so and why). --control runs the same settings again against a
 // broken distributor (the negative control: it must lose ids) and shows both runs side by side; --broken
 // runs only a broken one. The result is printed, and appended to docs/RELIABILITY.md only with --record.
 // Exits 1 when an id was lost, the group stalled or a fault could not be shown (or the control lost nothing).
