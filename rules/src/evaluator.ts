@@ -53,6 +53,9 @@ export class RulesEvaluator {
   readonly #partitions = new Map<number, OwnedPartition>()
   /** Rules being evaluated now (one evaluation of a rule at a time). */
   readonly #inFlight = new Set<string>()
+  /** Rules due at the last tick, earliest first, and how far #dispatch got through them. */
+  #queue: Array<{ owned: OwnedPartition; name: string; dueAt: number }> = []
+  #queueAt = 0
   /** Registrations this process wrote, by alarm name (written again when the rule changes). */
   readonly #registered = new Map<string, string>()
   readonly #stop = new AbortController()
@@ -241,27 +244,48 @@ export class RulesEvaluator {
     return state
   }
 
+  /**
+   * Every 100 ms: the rules due now, earliest first, become the queue that #dispatch starts from as slots
+   * free up (an evaluation that ends starts the next at once, not at the next tick, so a replica is bounded
+   * by RULES_CONCURRENCY in flight, not per tick; and the earliest due always goes first, so none starves).
+   */
   #tick(): void {
     if (!this.#running) return
     const now = Date.now()
-    const limit = this.#deps.config.rules.concurrency
+    const due: Array<{ owned: OwnedPartition; name: string; dueAt: number }> = []
     for (const owned of this.#partitions.values()) {
       if (owned.loading) {
         if (owned.loading.end !== undefined && now - owned.loading.lastBatchAt > idleLoadMs)
           this.#finishLoadIfRead(owned, true)
         continue
       }
-      for (const [name, dueAt] of owned.due) {
-        if (this.#inFlight.size >= limit) return
-        if (dueAt > now || this.#inFlight.has(name)) continue
-        const rule = owned.rules.get(name)
-        if (!rule) {
-          owned.due.delete(name)
-          continue
-        }
-        this.#inFlight.add(name)
-        void this.#evaluate(owned, name, rule, dueAt).finally(() => this.#inFlight.delete(name))
+      for (const [name, dueAt] of owned.due)
+        if (dueAt <= now && !this.#inFlight.has(name)) due.push({ owned, name, dueAt })
+    }
+    this.#queue = due.sort((a, b) => a.dueAt - b.dueAt)
+    this.#queueAt = 0
+    this.#dispatch()
+  }
+
+  #dispatch(): void {
+    const limit = this.#deps.config.rules.concurrency
+    while (this.#running && this.#inFlight.size < limit && this.#queueAt < this.#queue.length) {
+      const next = this.#queue[this.#queueAt++]
+      if (!next) break
+      const { owned, name, dueAt } = next
+      // Still this member's, still due at that slot, not started meanwhile.
+      if (this.#partitions.get(owned.partition) !== owned || owned.due.get(name) !== dueAt) continue
+      if (this.#inFlight.has(name)) continue
+      const rule = owned.rules.get(name)
+      if (!rule) {
+        owned.due.delete(name)
+        continue
       }
+      this.#inFlight.add(name)
+      void this.#evaluate(owned, name, rule, dueAt).finally(() => {
+        this.#inFlight.delete(name)
+        this.#dispatch()
+      })
     }
   }
 
