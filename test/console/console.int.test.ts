@@ -1,7 +1,8 @@
 // The operator console in a real browser (Debian's chromium, driven by playwright-core) against the real
 // stack: the api on a test namespace, an SMS distributor against the Twilio stand-in, the alarms processor.
 // One walk through the four views, each step waiting for what the page shows: a delivered notification; a
-// dead letter replayed from the page once the provider is fixed, until delivered; lag rising while the
+// dead letter replayed from the page once the provider is fixed, until delivered; dead letters filtered by
+// when they failed, counted and replayed by the filter; lag rising while the
 // distributor is stopped and falling once another starts; an alarm acknowledged and shelved. A screenshot of
 // each view goes to .data/screenshots/ (git-ignored).
 import assert from 'node:assert/strict'
@@ -13,7 +14,7 @@ import { repoRoot } from '../../dev/lib/process.ts'
 import { startTestApi, type TestApi } from '../support/api.ts'
 import { testContext } from '../support/context.ts'
 import { serviceEnv, type TestNamespace } from '../support/fixtures.ts'
-import type { ServiceProcess } from '../support/service-process.ts'
+import { eventually, type ServiceProcess } from '../support/service-process.ts'
 
 const ctx = testContext({ sandbox: true })
 const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
@@ -44,7 +45,8 @@ before(async () => {
     alarms.waitForLog((l) => l.msg === 'alarm partition loaded; following it', 60_000),
   ])
   browser = await chromium.launch({ executablePath, args: ['--no-sandbox'] })
-  page = await browser.newPage({ viewport: { width: 1100, height: 800 } })
+  // UTC, so the test writes the dead-letter time filter as the page reads it.
+  page = await browser.newPage({ viewport: { width: 1100, height: 800 }, timezoneId: 'UTC' })
   mkdirSync(screenshots, { recursive: true })
 })
 
@@ -117,6 +119,44 @@ test('an operator signs in, follows a notification, replays a dead letter, watch
         .filter({ hasText: `Replayed 1 dead letter on sms: ${id}` })
         .waitFor()
       await lookUp(id, 'delivered')
+    },
+  )
+
+  await t.test(
+    'dead letters filtered by when they failed are counted, confirmed and replayed by the filter',
+    async () => {
+      // From the second after the last dead letter so far: the filter leaves that one out.
+      const before = await api.call('GET', '/dead-letters/sms?limit=500')
+      assert.equal(before.status, 200, JSON.stringify(before.body))
+      const earlier = before.body.deadLetters as Array<{ id: string; failedAt: string }>
+      assert.ok(earlier.length > 0, 'the previous step left a dead letter')
+      const from = Math.floor(Math.max(...earlier.map((l) => Date.parse(l.failedAt))) / 1000) * 1000 + 1000
+      await eventually('the clock passed the filter start', () => (Date.now() >= from ? true : undefined))
+      const recipients = ['+14155550197', '+14155550198']
+      ctx.sandbox.twilio.setFaults({ permanentRecipients: recipients, permanentCode: 21610 })
+      const ids = await Promise.all(recipients.map((to) => send(to, `${ns.prefix}-filtered`)))
+      for (const id of ids) assert.equal((await ctx.finalStatus(ns, id)).status, 'dead_lettered')
+      ctx.sandbox.twilio.setFaults({})
+
+      await page.getByRole('link', { name: 'Dead letters' }).click()
+      await page.getByLabel('Channel').selectOption('sms')
+      await page.getByLabel('Error class').selectOption('permanent')
+      await page.getByLabel('Failed from').fill(new Date(from).toISOString().slice(0, 19))
+      // The earlier ones leave the list once the filter applies; what failed since stays.
+      for (const l of earlier) await page.locator(`tr[data-id="${l.id}"]`).waitFor({ state: 'detached' })
+      for (const id of ids) await page.locator(`tr[data-id="${id}"]`).waitFor()
+      await page.getByRole('button', { name: 'Replay all matching…' }).click()
+      const dialog = page.getByRole('dialog', { name: 'Replay 2 dead letters?' })
+      await dialog.getByText('matching class permanent, failed from').waitFor()
+      await dialog.getByRole('button', { name: 'Replay 2' }).click()
+      const done = page
+        .getByRole('status')
+        .filter({ hasText: 'Replayed 2 dead letters on sms (class permanent' })
+      await done.waitFor()
+      const told = (await done.textContent()) ?? ''
+      for (const id of ids) assert.ok(told.includes(id), `${id} in: ${told}`)
+      for (const l of earlier) assert.ok(!told.includes(l.id), `${l.id} not in: ${told}`)
+      for (const id of ids) await lookUp(id, 'delivered')
     },
   )
 
