@@ -1,20 +1,26 @@
-// herald status <id> [--watch] and herald lag [--channel C]: where a notification is, and how far behind
-// each channel's distributors are, through the api (HERALD_URL, HERALD_API_KEY): GET /api/v1/notification/:id
-// and GET /api/v1/channels, the endpoints the console uses.
+// herald send, herald status <id> [--watch] and herald lag [--channel C]: send a notification, where it is,
+// and how far behind each channel's distributors are, through the api (HERALD_URL, HERALD_API_KEY):
+// POST /api/v1/notification, GET /api/v1/notification/:id and GET /api/v1/channels, as the console uses them.
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import type { CliIo } from './cli-config.ts'
 import { describeError } from './cli-config.ts'
 
-export const opsVerbs = ['status', 'lag'] as const
+export const opsVerbs = ['send', 'status', 'lag'] as const
 
 export const opsUsage = `usage (through the api: HERALD_URL, HERALD_API_KEY; --json prints the api's answer):
+  npm run herald -- send --channel email|sms|slack|webhook [--to ADDRESS] --message TEXT|- [--subject TEXT]
+                        [--idempotency-key KEY] [--json]
+  npm run herald -- send --recipient ID [--channel email|sms|slack] --message TEXT|- [--subject TEXT] [--json]
   npm run herald -- status <id> [--watch [--interval SECONDS]] [--json]
   npm run herald -- lag [--channel email|sms|slack|webhook] [--json]
+  send prints the id of the accepted notification (a recipient's: the parent id, then each child's id and
+  channel); --message - reads the text from stdin; --to defaults to the channel's configured recipient
   status --watch reads the status every interval (1 s) and prints each change until it is final (with --json,
   one JSON line per change)
-  exit codes: 0 done (status --watch: delivered), 1 refused or unreachable, 2 usage, 3 no such notification,
-  4 status --watch ended dead-lettered or expired, 130 interrupted`
+  exit codes: 0 done (send: accepted; status --watch: delivered), 1 refused or unreachable, 2 usage (send: also
+  a notification the api finds invalid, 400/422), 3 no such notification, 4 status --watch ended
+  dead-lettered or expired, 130 interrupted`
 
 export const exitCodes = {
   ok: 0,
@@ -78,7 +84,14 @@ const options = {
   watch: { type: 'boolean' },
   interval: { type: 'string' },
   channel: { type: 'string' },
+  to: { type: 'string' },
+  recipient: { type: 'string' },
+  message: { type: 'string' },
+  subject: { type: 'string' },
+  'idempotency-key': { type: 'string' },
 } as const
+
+const sendOptions = ['to', 'recipient', 'message', 'subject', 'idempotency-key'] as const
 
 /** Runs `status` or `lag`; returns the exit code (exitCodes). */
 export async function runOpsCommand(argv: string[], io: CliIo & { signal?: AbortSignal }): Promise<number> {
@@ -92,13 +105,22 @@ export async function runOpsCommand(argv: string[], io: CliIo & { signal?: Abort
   const { values, positionals } = parsed
   const [verb, id, ...extra] = positionals
   const interval = values.interval === undefined ? 1 : Number(values.interval)
+  const sendOnly = sendOptions.some((o) => values[o] !== undefined)
   const usage =
     extra.length > 0 ||
+    (verb !== 'send' && sendOnly) ||
+    (verb === 'send' &&
+      (id !== undefined ||
+        values.watch ||
+        values.interval !== undefined ||
+        values.message === undefined ||
+        (values.to !== undefined && values.recipient !== undefined) ||
+        (values.recipient === undefined && values.channel === undefined))) ||
     (verb === 'status' &&
       (!id || values.channel !== undefined || (!values.watch && values.interval !== undefined))) ||
     (verb === 'lag' && (id !== undefined || values.watch || values.interval !== undefined)) ||
     !(interval > 0 && interval <= 3600)
-  if (usage || (verb !== 'status' && verb !== 'lag')) {
+  if (usage || !(opsVerbs as readonly string[]).includes(verb ?? '')) {
     io.err(opsUsage)
     return exitCodes.usage
   }
@@ -113,6 +135,51 @@ export async function runOpsCommand(argv: string[], io: CliIo & { signal?: Abort
       body = text ? JSON.parse(text) : undefined
     } catch {}
     return { status: res.status, body }
+  }
+
+  if (verb === 'send') {
+    const message = values.message === '-' ? io.readStdin().replace(/\n$/, '') : (values.message as string)
+    const body = {
+      ...(values.recipient !== undefined ? { recipient: values.recipient } : {}),
+      ...(values.channel !== undefined ? { channel: values.channel.toLowerCase() } : {}),
+      ...(values.to !== undefined ? { to: values.to } : {}),
+      message,
+      ...(values.subject !== undefined ? { subject: values.subject } : {}),
+    }
+    let answer: { status: number; body: unknown }
+    try {
+      const res = await fetch(`${base}/api/v1/notification`, {
+        method: 'POST',
+        headers: {
+          ...headers,
+          'content-type': 'application/json',
+          ...(values['idempotency-key'] ? { 'idempotency-key': values['idempotency-key'] } : {}),
+        },
+        body: JSON.stringify(body),
+        ...(io.signal ? { signal: io.signal } : {}),
+      })
+      const text = await res.text()
+      let parsed: unknown = text
+      try {
+        parsed = text ? JSON.parse(text) : undefined
+      } catch {}
+      answer = { status: res.status, body: parsed }
+    } catch (error) {
+      if (io.signal?.aborted) return exitCodes.interrupted
+      io.err(`the api at ${base} did not answer: ${(error as Error).message}`)
+      return exitCodes.failed
+    }
+    if (answer.status !== 202 && answer.status !== 200) {
+      io.err(describeError(answer))
+      return answer.status === 400 || answer.status === 422 ? exitCodes.usage : exitCodes.failed
+    }
+    const accepted = answer.body as { id: string; children?: Array<{ id: string; channel: string }> }
+    if (values.json) io.out(JSON.stringify(accepted))
+    else {
+      io.out(accepted.id)
+      for (const child of accepted.children ?? []) io.out(`${child.id}\t${child.channel}`)
+    }
+    return exitCodes.ok
   }
 
   if (verb === 'lag') {

@@ -1,6 +1,7 @@
 // Operator tools: npm run herald -- dlq list|replay --channel email [filters]; recipients, templates and
-// routes (cli-config.ts), alarm-events (cli-alarm-events.ts), alarms (cli-alarms.ts) and rules (cli-rules.ts)
-// through the api.
+// routes (cli-config.ts), alarm-events (cli-alarm-events.ts), alarms (cli-alarms.ts), rules (cli-rules.ts),
+// send, status and lag (cli-ops.ts) through the api. `--help` (or -h, or `help VERB`) after any verb prints
+// that verb's usage on stdout and exits 0, before anything is read or connected.
 //   --class <poison|permanent|retryable|crash-loop>  --since <ISO time>  --until <ISO time>
 //   --at <partition:offset,...> (replay only these)   --limit <n>   --all (replay every match)
 import { readFileSync } from 'node:fs'
@@ -21,16 +22,52 @@ import { configAreas, configUsage, runConfigCommand } from './cli-config.ts'
 import { opsUsage, opsVerbs, runOpsCommand } from './cli-ops.ts'
 import { rulesUsage, runRulesCommand } from './cli-rules.ts'
 
-const usage = `usage:
-  npm run herald -- dlq list   --channel <email|sms|slack> [--class C] [--since T] [--until T] [--limit N] [--json]
-  npm run herald -- dlq replay --channel <email|sms|slack> (--at P:O[,P:O...] | --class C | --since T | --all)
+const dlqUsage = `usage (straight to Kafka and Redis, with the services' configuration):
+  npm run herald -- dlq list   --channel <email|sms|slack|webhook> [--class C] [--since T] [--until T] [--limit N] [--json]
+  npm run herald -- dlq replay --channel <email|sms|slack|webhook> (--at P:O[,P:O...] | --class C | --since T | --all)
+  exit codes: 0 done, 1 failed, 2 usage`
+
+const usage = `${dlqUsage}
 ${configUsage}
 ${alarmEventsUsage}
 ${alarmsUsage}
 ${opsUsage}
 ${rulesUsage}`
 
+/** Each verb's usage, for --help. */
+const usages: Record<string, string> = {
+  dlq: dlqUsage,
+  ...Object.fromEntries(configAreas.map((area) => [area, configUsage])),
+  'alarm-events': alarmEventsUsage,
+  alarms: alarmsUsage,
+  rules: rulesUsage,
+  ...Object.fromEntries(opsVerbs.map((verb) => [verb, opsUsage])),
+}
+
+/** The exit code when argv asks for help (printed here), else undefined. */
+function help(argv: string[]): number | undefined {
+  const end = argv.indexOf('--')
+  const args = end < 0 ? argv : argv.slice(0, end)
+  const positionals = args.filter((a) => !a.startsWith('-'))
+  const asked = args.includes('--help') || args.includes('-h') || positionals[0] === 'help'
+  if (!asked) return undefined
+  const verb = positionals[0] === 'help' ? positionals[1] : positionals[0]
+  if (verb === undefined) {
+    console.log(usage)
+    return 0
+  }
+  const shown = usages[verb]
+  if (shown === undefined) {
+    console.error(`herald: no verb ${verb}\n${usage}`)
+    return 2
+  }
+  console.log(shown)
+  return 0
+}
+
 async function main(argv: string[]): Promise<number> {
+  const helped = help(argv)
+  if (helped !== undefined) return helped
   dotenv.config({ quiet: true })
   if (argv.find((a) => !a.startsWith('-')) === 'alarm-events') {
     return runAlarmEventsCommand(argv, {

@@ -185,3 +185,177 @@ describe('herald lag', () => {
     assert.match(human.stdout, /\nsms\t0\t\d+(\.\d)?\/s\t-\t0\n/)
   })
 })
+
+/** Runs the CLI with `input` on its stdin. */
+function heraldWithInput(args: string[], input: string) {
+  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    const child = execFile(
+      process.execPath,
+      [cli, ...args],
+      { env: env('s3cret') },
+      (error, stdout, stderr) =>
+        resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    )
+    child.stdin?.end(input)
+  })
+}
+
+// On email, so the sms lag above stays what that test sent.
+describe('herald send', () => {
+  test('prints the id of the accepted notification, or the answer with --json; its status is queued', async () => {
+    const plain = await herald([
+      'send',
+      '--channel',
+      'email',
+      '--to',
+      'ada@example.com',
+      '--subject',
+      'Disk',
+      '--message',
+      'disk 97% full',
+    ])
+    assert.equal(plain.code, exitCodes.ok, plain.stderr)
+    const id = plain.stdout.trim()
+    assert.match(plain.stdout, /^[0-9a-f-]{36}\n$/)
+    const status = await api.call('GET', `/notification/${id}`)
+    assert.equal(status.status, 200)
+    assert.deepEqual([status.body.status, status.body.channel], ['queued', 'email'])
+
+    const json = await herald([
+      'send',
+      '--channel',
+      'email',
+      '--to',
+      'ada@example.com',
+      '--message',
+      'x',
+      '--json',
+    ])
+    assert.equal(json.code, exitCodes.ok, json.stderr)
+    const body = JSON.parse(json.stdout) as { id: string; status: string }
+    assert.equal(body.status, 'queued')
+    assert.notEqual(body.id, id)
+
+    const piped = await heraldWithInput(
+      ['send', '--channel', 'email', '--to', 'ada@example.com', '--message', '-', '--json'],
+      'from stdin\n',
+    )
+    assert.equal(piped.code, exitCodes.ok, piped.stderr)
+    const pipedId = (JSON.parse(piped.stdout) as { id: string }).id
+    const record = await eventually('the piped notification readable', async () => {
+      const answer = await api.call('GET', `/notification/${pipedId}`)
+      return answer.status === 200 ? answer.body : undefined
+    })
+    assert.equal(record.id, pipedId)
+    // The text is what stdin holds: nothing there is a message the api refuses.
+    const empty = await heraldWithInput(
+      ['send', '--channel', 'email', '--to', 'ada@example.com', '--message', '-'],
+      '',
+    )
+    assert.equal(empty.code, exitCodes.usage)
+    assert.match(empty.stderr, /message/)
+  })
+
+  test('an Idempotency-Key gives the same id twice; a recipient prints the parent and its children', async () => {
+    const args = ['send', '--channel', 'email', '--to', 'ada@example.com', '--message', 'once']
+    const key = `${ns.prefix}-once`
+    const first = await herald([...args, '--idempotency-key', key])
+    const again = await herald([...args, '--idempotency-key', key])
+    assert.equal(first.code, exitCodes.ok, first.stderr)
+    assert.equal(again.code, exitCodes.ok, again.stderr)
+    assert.equal(again.stdout, first.stdout)
+
+    const put = await api.call('PUT', '/recipients/ada', {
+      name: 'Ada',
+      email: 'ada@example.com',
+      channels: ['email'],
+    })
+    assert.ok([200, 201].includes(put.status), JSON.stringify(put.body))
+    const fanned = await eventually('the recipient is known to the api', async () => {
+      const run = await herald(['send', '--recipient', 'ada', '--message', 'hello', '--json'])
+      return run.code === exitCodes.ok ? run : undefined
+    })
+    const parent = JSON.parse(fanned.stdout) as {
+      id: string
+      children: Array<{ id: string; channel: string }>
+    }
+    assert.deepEqual(
+      parent.children.map((c) => c.channel),
+      ['email'],
+    )
+    const human = await herald(['send', '--recipient', 'ada', '--message', 'hello again'])
+    assert.equal(human.code, exitCodes.ok, human.stderr)
+    assert.match(human.stdout, /^[0-9a-f-]{36}\n[^\t\n]+\temail\n$/)
+  })
+
+  test('exit codes: 2 for usage and for what the api finds invalid, 1 refused or unreachable', async () => {
+    const usage = [
+      ['send', '--channel', 'email', '--to', 'ada@example.com'],
+      ['send', '--to', 'ada@example.com', '--message', 'x'],
+      ['send', '--channel', 'email', '--to', 'a@example.com', '--recipient', 'ada', '--message', 'x'],
+      ['send', 'extra', '--channel', 'email', '--message', 'x'],
+      ['lag', '--message', 'x'],
+    ]
+    for (const args of usage) {
+      const run = await herald(args)
+      assert.equal(run.code, exitCodes.usage, args.join(' '))
+      assert.equal(run.stdout, '', 'nothing sent')
+    }
+    const invalid = await herald(['send', '--channel', 'email', '--to', 'not-an-address', '--message', 'x'])
+    assert.equal(invalid.code, exitCodes.usage)
+    assert.match(invalid.stderr, /^400 .*\n {2}to: /)
+    const unknown = await herald(['send', '--recipient', 'nobody', '--message', 'x'])
+    assert.equal(unknown.code, exitCodes.usage)
+    assert.match(unknown.stderr, /^422 /)
+    const refused = await herald(
+      ['send', '--channel', 'email', '--to', 'ada@example.com', '--message', 'x'],
+      'wrong',
+    )
+    assert.equal(refused.code, exitCodes.failed)
+    assert.match(refused.stderr, /^401 /)
+    const unreachable = await new Promise<number>((resolve) =>
+      execFile(
+        process.execPath,
+        [cli, 'send', '--channel', 'email', '--to', 'ada@example.com', '--message', 'x'],
+        { env: { PATH: process.env.PATH ?? '', HERALD_URL: 'http://127.0.0.1:9' } },
+        (error) => resolve(error ? Number((error as { code?: number }).code ?? 1) : 0),
+      ),
+    )
+    assert.equal(unreachable, exitCodes.failed)
+  })
+})
+
+describe('--help', () => {
+  test('every verb prints its usage on stdout and exits 0; an unknown verb exits 2', async () => {
+    const verbs: Array<[string[], string]> = [
+      [['send'], 'herald -- send'],
+      [['status'], 'herald -- status'],
+      [['lag'], 'herald -- lag'],
+      [['dlq', 'list'], 'herald -- dlq list'],
+      [['dlq', 'replay'], 'herald -- dlq replay'],
+      [['recipients', 'set'], 'herald -- <recipients|templates|routes> set'],
+      [['templates'], 'herald -- <recipients|templates|routes> list'],
+      [['routes', 'get'], 'herald -- <recipients|templates|routes> get'],
+      [['alarm-events', 'send'], 'herald -- alarm-events send'],
+      [['alarms', 'shelve'], 'herald -- alarms shelve'],
+      [['rules', 'set'], 'herald -- rules set'],
+    ]
+    const runs = await Promise.all(
+      verbs.flatMap(([args]) => [herald([...args, '--help']), herald([...args, '-h'])]),
+    )
+    verbs.forEach(([args, shown], i) => {
+      for (const run of [runs[2 * i], runs[2 * i + 1]]) {
+        assert.equal(run?.code, 0, args.join(' '))
+        assert.ok(run?.stdout.includes(shown), `${args.join(' ')} --help shows ${shown}: ${run?.stdout}`)
+        assert.equal(run?.stderr, '')
+      }
+    })
+    const all = await herald(['--help'])
+    assert.equal(all.code, 0)
+    for (const [, shown] of verbs) assert.ok(all.stdout.includes(shown), shown)
+    assert.equal((await herald(['help', 'lag'])).stdout, runs[4]?.stdout)
+    const unknown = await herald(['fax', '--help'])
+    assert.equal(unknown.code, 2)
+    assert.match(unknown.stderr, /no verb fax/)
+  })
+})

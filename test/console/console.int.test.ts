@@ -2,9 +2,9 @@
 // stack: the api on a test namespace, an SMS distributor against the Twilio stand-in, the alarms processor.
 // One walk through the four views, each step waiting for what the page shows: a delivered notification; a
 // dead letter replayed from the page once the provider is fixed, until delivered; dead letters filtered by
-// when they failed, counted and replayed by the filter; lag rising while the
-// distributor is stopped and falling once another starts; an alarm acknowledged and shelved. A screenshot of
-// each view goes to .data/screenshots/ (git-ignored).
+// when they failed, counted and replayed by the filter; lag rising while the distributor is stopped and
+// falling once another starts; an alarm acknowledged and shelved. A screenshot of each view goes to
+// .data/screenshots/ (git-ignored).
 import assert from 'node:assert/strict'
 import { existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
