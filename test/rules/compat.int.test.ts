@@ -18,6 +18,7 @@ let ns: TestNamespace
 let engine: AlertsEngineStandIn
 let rules: ServiceProcess
 let follower: Consumer
+let steadyCrossAt = 0
 /** Each alarm's activations in order (null: cleared), as written to the activations topic. */
 const activations = new Map<string, Array<Record<string, unknown> | null>>()
 
@@ -43,7 +44,12 @@ before(async () => {
     logger: createLogger({ service: 'test', level: 'silent' }),
   })
   engine = await startAlertsEngineStandIn({ port: 0, quiet: true, faults: {} })
-  engine.setAlerts([alert('cpu'), alert('zero')])
+  engine.setAlerts([
+    alert('cpu'),
+    alert('zero'),
+    alert('spike', { sustainSecs: 4 }),
+    alert('steady', { sustainSecs: 3 }),
+  ])
   const start = Date.now()
   // cpu: passes, warns, goes critical, passes; zero: 0 with a warn at 0.5 passes.
   engine.setValues({
@@ -54,7 +60,19 @@ before(async () => {
       { at: start + 19_000, value: 0.2 },
     ],
     zero: 0,
+    // A 2 s spike under a 4 s sustain: held back. A crossing that holds past its 3 s sustain: notified.
+    spike: [
+      { at: start, value: 0.1 },
+      { at: start + 8_000, value: 0.7 },
+      { at: start + 10_000, value: 0.1 },
+    ],
+    steady: [
+      { at: start, value: 0.1 },
+      { at: start + 6_000, value: 0.7 },
+      { at: start + 19_000, value: 0.1 },
+    ],
   })
+  steadyCrossAt = start + 6_000
   follower = ctx.kafka.consumer({ groupId: `rules-test-${randomUUID().slice(0, 8)}`, maxWaitTimeInMs: 100 })
   await follower.connect()
   await follower.subscribe({ topic: alarmTopics.activations, fromBeginning: true })
@@ -89,10 +107,13 @@ after(async () => {
   await engine?.close()
 })
 
-test('pass → warn → critical → pass: notify(warn), notify(critical) at once, repeats, one resolve; 0 is a value', async () => {
+test('pass → warn → critical → pass: notify(warn), notify(critical) at once, repeats, one resolve; 0 is a value; sustain holds back a spike', async () => {
   await eventually(
     'the resolve',
-    () => (engine.calls().some((c) => c.kind === 'resolve') ? true : undefined),
+    () =>
+      ['cpu', 'steady'].every((n) => engine.calls().some((c) => c.kind === 'resolve' && c.alertName === n))
+        ? true
+        : undefined,
     60_000,
   )
   const calls = engine.calls().filter((c) => c.alertName === 'cpu')
@@ -116,6 +137,17 @@ test('pass → warn → critical → pass: notify(warn), notify(critical) at onc
     engine.calls().filter((c) => c.alertName === 'zero').length,
     0,
     'a value of 0 passes a warn at 0.5',
+  )
+  assert.equal(
+    engine.calls().filter((c) => c.alertName === 'spike').length,
+    0,
+    'the sustain held the spike back',
+  )
+  const steady = engine.calls().filter((c) => c.alertName === 'steady' && c.kind === 'notify')
+  assert.ok(steady.length > 0, 'a crossing that outlasts its sustain is notified')
+  assert.ok(
+    Date.parse(steady[0]?.at ?? '') >= steadyCrossAt + 3000 - 1000,
+    'not before the sustain (one interval of tolerance)',
   )
 
   // The rule's alarm: MEDIUM at warn, CRITICAL on escalation (same trip), then cleared.
