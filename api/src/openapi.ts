@@ -42,6 +42,20 @@ export const statusSchema = z.object({
   notBefore: z.string().optional().describe('While throttled: when it may go (its recipient rate limit)'),
   createdAt: z.string().optional(),
   updatedAt: z.string().optional(),
+  history: z
+    .array(
+      z.object({
+        status: z.enum(statuses),
+        at: z.string().describe('When the change was applied (ISO-8601)'),
+        attempts: z.number().int().optional(),
+        lastError: z.string().optional(),
+        channel: z.enum(['email', 'sms', 'slack', 'webhook']).optional(),
+      }),
+    )
+    .describe(
+      'The status changes, oldest first: the last 20 kept with the status (a repeat of the last one, such as ' +
+        'throttled again, is not added); empty for a status written before they were kept',
+    ),
 })
 
 export const parentStatusSchema = z.object({
@@ -300,8 +314,8 @@ export function buildOpenApi(options: { maxBatch: number }) {
           responses: {
             '200': {
               description:
-                'Status, attempts, last error, timestamps; for a notification sent to a recipient, every child ' +
-                'with its channel and status',
+                'Status, attempts, last error, timestamps and the history of status changes; for a notification ' +
+                'sent to a recipient, every child with its channel, status and history',
               content: {
                 'application/json': {
                   schema: {

@@ -119,6 +119,32 @@ describe('the published OpenAPI document', () => {
     }
   })
 
+  test("a notification's status documents its history of status changes", () => {
+    const status = validatorOf(
+      doc.paths['/api/v1/notification/{id}'].get.responses['200'].content['application/json'].schema,
+    )
+    const view = {
+      id: 'n1',
+      status: 'delivered',
+      channel: 'sms',
+      attempts: 2,
+      createdAt: '2026-12-01T09:00:00.000Z',
+      updatedAt: '2026-12-01T09:00:02.000Z',
+      history: [
+        { status: 'queued', at: '2026-12-01T09:00:00.000Z', attempts: 0, channel: 'sms' },
+        { status: 'retrying', at: '2026-12-01T09:00:01.000Z', attempts: 1, lastError: 'Twilio 503' },
+        { status: 'delivered', at: '2026-12-01T09:00:02.000Z', attempts: 2, channel: 'sms' },
+      ],
+    }
+    assert.ok(status(view), JSON.stringify(status.errors))
+    assert.ok(status({ ...view, history: [] }), JSON.stringify(status.errors))
+    const { history: _, ...without } = view
+    assert.equal(status(without), false, 'history is always there')
+    assert.equal(status({ ...view, history: [{ status: 'sent', at: 'now' }] }), false, 'an unknown status')
+    const properties = doc.components.schemas.Status.properties as Record<string, { description?: string }>
+    assert.ok(properties.history?.description, 'history is described')
+  })
+
   test('a batch is an array of up to maxBatch notifications', () => {
     assert.ok(batch(valid.slice(0, 3)), JSON.stringify(batch.errors))
     assert.equal(batch(valid.slice(0, 4)), false, 'more than maxBatch')

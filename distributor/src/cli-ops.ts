@@ -16,8 +16,10 @@ export const opsUsage = `usage (through the api: HERALD_URL, HERALD_API_KEY; --j
   npm run herald -- lag [--channel email|sms|slack|webhook] [--json]
   send prints the id of the accepted notification (a recipient's: the parent id, then each child's id and
   channel); --message - reads the text from stdin; --to defaults to the channel's configured recipient
-  status --watch reads the status every interval (1 s) and prints each change until it is final (with --json,
-  one JSON line per change)
+  status prints a line per notification (id, status, channel, attempts, updated, last error), then its
+  timeline, a line per status change (time, status, attempts, error; --json: the api's answer, with history)
+  status --watch reads the status every interval (1 s) and prints each change until it is final, with the
+  timeline entries not printed yet (with --json, one JSON line per change)
   exit codes: 0 done (send: accepted; status --watch: delivered), 1 refused or unreachable, 2 usage (send: also
   a notification the api finds invalid, 400/422), 3 no such notification, 4 status --watch ended
   dead-lettered or expired, 130 interrupted`
@@ -31,6 +33,12 @@ export const exitCodes = {
   interrupted: 130,
 } as const
 
+interface Change {
+  status: string
+  at: string
+  attempts?: number
+  lastError?: string
+}
 interface Status {
   id: string
   status: string
@@ -39,6 +47,8 @@ interface Status {
   lastError?: string
   updatedAt?: string
   createdAt?: string
+  /** The status changes kept with it, oldest first. */
+  history?: Change[]
 }
 interface Parent {
   id: string
@@ -78,6 +88,15 @@ function statusLine(s: Status): string {
     .join('\t')
     .trimEnd()
 }
+
+/** A timeline line, indented under its status line. */
+function changeLine(c: Change): string {
+  return ['', c.at, c.status, c.attempts === undefined ? '' : `attempts ${c.attempts}`, c.lastError ?? '']
+    .join('\t')
+    .trimEnd()
+}
+
+const changeKey = (id: string, c: Change) => `${id}|${c.at}|${c.status}|${c.attempts ?? ''}`
 
 const options = {
   json: { type: 'boolean' },
@@ -220,6 +239,8 @@ export async function runOpsCommand(argv: string[], io: CliIo & { signal?: Abort
 
   const path = `/notification/${encodeURIComponent(id as string)}`
   let last = ''
+  // The timeline entries printed so far: --watch prints each one once, under the status line that changed.
+  const printed = new Set<string>()
   for (;;) {
     let answer: { status: number; body: unknown }
     try {
@@ -245,7 +266,15 @@ export async function runOpsCommand(argv: string[], io: CliIo & { signal?: Abort
       if (values.json) io.out(shown)
       else {
         if ('children' in found) io.out(`${found.id}\trecipient ${found.recipient}`)
-        for (const s of all) io.out(statusLine(s))
+        for (const s of all) {
+          io.out(statusLine(s))
+          for (const c of s.history ?? []) {
+            const key = changeKey(s.id, c)
+            if (printed.has(key)) continue
+            printed.add(key)
+            io.out(changeLine(c))
+          }
+        }
       }
     }
     if (!values.watch) return exitCodes.ok

@@ -94,6 +94,35 @@ describe('herald status', () => {
     )
   })
 
+  test('prints the timeline under the status line; --json has it as history', async () => {
+    const id = await sendSms('+14155550115')
+    await statuses.set(id, 'retrying', 'move', { channel: 'sms', attempts: 1, lastError: 'Twilio 503' })
+    await statuses.set(id, 'delivered', 'move', { channel: 'sms', attempts: 2 })
+    const json = await herald(['status', id, '--json'])
+    assert.equal(json.code, exitCodes.ok, json.stderr)
+    const body = JSON.parse(json.stdout) as {
+      history: Array<{ status: string; at: string; attempts?: number; lastError?: string }>
+    }
+    assert.deepEqual(
+      body.history.map(({ status, attempts, lastError }) => ({ status, attempts, lastError })),
+      [
+        { status: 'queued', attempts: 0, lastError: undefined },
+        { status: 'retrying', attempts: 1, lastError: 'Twilio 503' },
+        { status: 'delivered', attempts: 2, lastError: undefined },
+      ],
+    )
+
+    const human = await herald(['status', id])
+    assert.equal(human.code, exitCodes.ok, human.stderr)
+    const [first, ...timeline] = human.stdout.trimEnd().split('\n')
+    assert.match(first ?? '', new RegExp(`^${id}\tdelivered\tsms\tattempts 2\t`))
+    assert.deepEqual(timeline, [
+      `\t${body.history[0]?.at}\tqueued\tattempts 0`,
+      `\t${body.history[1]?.at}\tretrying\tattempts 1\tTwilio 503`,
+      `\t${body.history[2]?.at}\tdelivered\tattempts 2`,
+    ])
+  })
+
   test('--watch prints each change and exits 0 once delivered, 4 once dead-lettered', async () => {
     const delivered = await sendSms('+14155550112')
     const a = watch(delivered)

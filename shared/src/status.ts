@@ -10,6 +10,19 @@ export const finalStatuses: ReadonlySet<Status> = new Set(['delivered', 'dead_le
 
 export type StatusMode = 'create' | 'move' | 'requeue'
 
+/** The most entries a status keeps in `history` (the changeStatus script drops the oldest beyond it). */
+export const maxHistory = 20
+
+/** One applied status change, as the changeStatus script records it. */
+export interface StatusEntry {
+  status: Status
+  /** When the change was applied (ISO-8601). */
+  at: string
+  attempts?: number
+  lastError?: string
+  channel?: Channel
+}
+
 export interface StatusView {
   id: string
   status: Status
@@ -20,6 +33,8 @@ export interface StatusView {
   notBefore?: string
   createdAt?: string
   updatedAt?: string
+  /** The last changes, oldest first (at most maxHistory); empty for a status written before it was kept. */
+  history: StatusEntry[]
 }
 
 export class StatusStore {
@@ -69,6 +84,18 @@ export class StatusStore {
       ...(hash.status === 'throttled' && hash.notBefore ? { notBefore: hash.notBefore } : {}),
       ...(hash.createdAt ? { createdAt: hash.createdAt } : {}),
       ...(hash.updatedAt ? { updatedAt: hash.updatedAt } : {}),
+      history: historyOf(hash.history),
     }
+  }
+}
+
+/** The `history` field; a missing or unreadable one is no history rather than a failed read. */
+function historyOf(text: string | undefined): StatusEntry[] {
+  if (!text) return []
+  try {
+    const parsed: unknown = JSON.parse(text)
+    return Array.isArray(parsed) ? (parsed as StatusEntry[]) : []
+  } catch {
+    return []
   }
 }

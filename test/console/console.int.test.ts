@@ -1,7 +1,7 @@
 // The operator console in a real browser (Debian's chromium, driven by playwright-core) against the real
 // stack: the api on a test namespace, an SMS distributor against the Twilio stand-in, the alarms processor.
-// One walk through the four views, each step waiting for what the page shows: a delivered notification; a
-// dead letter replayed from the page once the provider is fixed, until delivered; dead letters filtered by
+// One walk through the four views, each step waiting for what the page shows: a delivered notification and
+// its timeline; a dead letter replayed from the page once the provider is fixed, until delivered; dead letters filtered by
 // when they failed, counted and replayed by the filter; lag rising while the distributor is stopped and
 // falling once another starts; an alarm acknowledged and shelved. A screenshot of each view goes to
 // .data/screenshots/ (git-ignored).
@@ -72,6 +72,21 @@ async function lookUp(id: string, status: string): Promise<void> {
     .waitFor({ timeout: 30_000 })
 }
 
+/** The entries of the shown status timeline, oldest first: [status, attempts shown], each with its time. */
+async function timeline(): Promise<Array<[string, string]>> {
+  const items = page.getByRole('list', { name: 'Status timeline' }).getByRole('listitem')
+  return items.evaluateAll((lis) =>
+    lis.map((li) => {
+      if (!li.querySelector('time')?.getAttribute('datetime'))
+        throw new Error('a timeline entry without a time')
+      return [li.getAttribute('data-status') ?? '', li.querySelector('.meta')?.textContent ?? ''] as [
+        string,
+        string,
+      ]
+    }),
+  )
+}
+
 test('an operator signs in, follows a notification, replays a dead letter, watches lag and handles an alarm', async (t) => {
   await t.test('a wrong key is refused; the right one signs in', async () => {
     await page.goto(`${api.url}/console`)
@@ -83,11 +98,15 @@ test('an operator signs in, follows a notification, replays a dead letter, watch
     await page.getByRole('navigation', { name: 'Views' }).waitFor()
   })
 
-  await t.test('a delivered notification shows its status and attempts', async () => {
+  await t.test('a delivered notification shows its status, attempts and timeline', async () => {
     const id = await send('+14155550101', `${ns.prefix}-hello`)
     await ctx.finalStatus(ns, id)
     await lookUp(id, 'delivered')
     assert.equal(await page.locator('[data-field="attempts"]').textContent(), '1')
+    assert.deepEqual(await timeline(), [
+      ['queued', '0 attempts'],
+      ['delivered', '1 attempt'],
+    ])
     await shot('notification')
   })
 
@@ -119,6 +138,14 @@ test('an operator signs in, follows a notification, replays a dead letter, watch
         .filter({ hasText: `Replayed 1 dead letter on sms: ${id}` })
         .waitFor()
       await lookUp(id, 'delivered')
+      assert.deepEqual(
+        (await timeline()).map(([status]) => status),
+        ['queued', 'dead_lettered', 'queued', 'delivered'],
+      )
+      assert.match(
+        (await page.locator('ol.timeline > li[data-status="dead_lettered"]').textContent()) ?? '',
+        /21610/,
+      )
     },
   )
 

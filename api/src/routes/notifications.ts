@@ -384,7 +384,10 @@ export function notificationRoutes(deps: NotificationRoutesDeps): Router {
       const children = await Promise.all(
         link.children.map(async (child) => {
           const status = await statuses.get(child.id)
-          return { ...(status ?? { id: child.id, status: 'queued', attempts: 0 }), channel: child.channel }
+          return {
+            ...(status ?? { id: child.id, status: 'queued', attempts: 0, history: [] }),
+            channel: child.channel,
+          }
         }),
       )
       return res.json({ id, recipient: link.recipient, createdAt: link.createdAt, children })

@@ -1,10 +1,18 @@
 // Notification: look one up by id (GET /api/v1/notification/:id); a parent id shows every child. While a
-// status is not final it is read again every two seconds.
+// status is not final it is read again every two seconds. The timeline is the status's `history`: the
+// changes kept with it (the last 20), oldest first.
 import { html } from 'htm/preact'
 import { useEffect, useState } from 'preact/hooks'
 import { ApiFailure, call, describe } from '../api.ts'
-import { time } from '../format.ts'
+import { plural, time } from '../format.ts'
 
+interface Change {
+  status: string
+  at: string
+  attempts?: number
+  lastError?: string
+  channel?: string
+}
 interface Status {
   id: string
   status: string
@@ -14,6 +22,7 @@ interface Status {
   notBefore?: string
   createdAt?: string
   updatedAt?: string
+  history?: Change[]
 }
 interface Parent {
   id: string
@@ -42,6 +51,21 @@ function StatusDetails(props: { s: Status }) {
     <dt>Updated</dt><dd>${time(s.updatedAt)}</dd>
     ${s.notBefore ? html`<dt>Not before</dt><dd>${time(s.notBefore)}</dd>` : null}
   </dl>`
+}
+
+function Timeline(props: { history: Change[] | undefined; label: string }) {
+  const history = props.history ?? []
+  if (history.length === 0) return html`<p class="hint">No status changes recorded for it.</p>`
+  return html`<ol class="timeline" aria-label=${props.label}>
+    ${history.map(
+      (c, i) => html`<li key=${`${i}:${c.at}`} data-status=${c.status}>
+        <time datetime=${c.at}>${time(c.at)}</time>
+        ${badge(c.status)}
+        ${c.attempts === undefined ? null : html`<span class="meta">${plural(c.attempts, 'attempt')}</span>`}
+        ${c.lastError ? html`<span class="timeline-error">${c.lastError}</span>` : null}
+      </li>`,
+    )}
+  </ol>`
 }
 
 export function NotificationView(props: { arg: string | undefined }) {
@@ -95,7 +119,12 @@ export function NotificationView(props: { arg: string | undefined }) {
       ${error ? html`<p class="error" role="alert">${error}</p>` : null}
       ${
         found && !isParent(found)
-          ? html`<article class="card"><h2 class="mono">${found.id}</h2><${StatusDetails} s=${found} /></article>`
+          ? html`<article class="card">
+              <h2 class="mono">${found.id}</h2>
+              <${StatusDetails} s=${found} />
+              <h3 class="timeline-heading">Timeline</h3>
+              <${Timeline} history=${found.history} label="Status timeline" />
+            </article>`
           : null
       }
       ${
@@ -113,6 +142,12 @@ export function NotificationView(props: { arg: string | undefined }) {
                     <td>${c.attempts}</td><td>${c.lastError ?? '—'}</td><td>${time(c.updatedAt)}</td></tr>`,
                 )}</tbody>
               </table></div>
+              ${found.children.map(
+                (c) => html`<details key=${c.id} class="child-timeline">
+                  <summary>Timeline of <span class="mono">${c.id}</span> (${c.channel})</summary>
+                  <${Timeline} history=${c.history} label=${`Status timeline of ${c.id}`} />
+                </details>`,
+              )}
             </article>`
           : null
       }
