@@ -9,7 +9,9 @@ export const alarmEventsUsage = `usage (through the api: HERALD_URL, HERALD_API_
   npm run herald -- alarm-events send --alarm-name N --state ALARM|OK|UNDETERMINED [--old-state S]
     [--definition-id D] [--alarm-id A] [--severity S] [--reason T] [--label k=v (repeatable)] [--link URL]
     [--timestamp ms|ISO time (default now)]
-  --json prints the api's answer as it is`
+  prints the id of each event the api accepted, a line each; --json prints the api's answer as it is
+  ({"eventId": ID} for one event, {"eventIds": [ID, ...]} for an array)
+  exit codes: 0 sent, 1 refused or failed, 2 usage (also an empty or unreadable file, or not JSON)`
 
 const flagNames = [
   'alarm-name',
@@ -61,25 +63,30 @@ function eventFromFlags(
   return event
 }
 
+const options = {
+  json: { type: 'boolean' },
+  label: { type: 'string', multiple: true },
+  'alarm-name': { type: 'string' },
+  'definition-id': { type: 'string' },
+  'alarm-id': { type: 'string' },
+  state: { type: 'string' },
+  'old-state': { type: 'string' },
+  severity: { type: 'string' },
+  reason: { type: 'string' },
+  link: { type: 'string' },
+  timestamp: { type: 'string' },
+} as const
+
 /** Runs `alarm-events send`; returns the exit code (0 sent, 1 refused or failed, 2 usage). */
 export async function runAlarmEventsCommand(argv: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      json: { type: 'boolean' },
-      label: { type: 'string', multiple: true },
-      'alarm-name': { type: 'string' },
-      'definition-id': { type: 'string' },
-      'alarm-id': { type: 'string' },
-      state: { type: 'string' },
-      'old-state': { type: 'string' },
-      severity: { type: 'string' },
-      reason: { type: 'string' },
-      link: { type: 'string' },
-      timestamp: { type: 'string' },
-    },
-  })
+  let parsed: ReturnType<typeof parseArgs<{ options: typeof options; allowPositionals: true }>>
+  try {
+    parsed = parseArgs({ args: argv, allowPositionals: true, options })
+  } catch (error) {
+    io.err(`${(error as Error).message}\n${alarmEventsUsage}`)
+    return 2
+  }
+  const { values, positionals } = parsed
   const [area, action, file, ...extra] = positionals
   const labels = values.label ?? []
   const flagged = flagNames.some((name) => values[name] !== undefined) || labels.length > 0

@@ -2,14 +2,16 @@
 // alarm endpoints from a shell (HERALD_URL, HERALD_API_KEY). `list --monitor` polls the list every second
 // and prints one line per change of an alarm's effective state, across all partitions (the api reads them
 // all): `time | user | source | host | name = state`, where time is when the alarm entered the state and
-// user, source and host are the audit headers of the effective record the api shows ('-' when absent).
+// user, source and host are the audit headers of the effective record the api shows ('-' when absent);
+// with --json, one JSON object per change instead.
 import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { type CliIo, describeError } from './cli-config.ts'
 
 export const alarmsUsage = `usage (through the api: HERALD_URL, HERALD_API_KEY; --json prints the api's answer):
-  npm run herald -- alarms list [--state S[,S...]] [--label k=v (repeatable)] [--limit N] [--json] [--monitor]
+  npm run herald -- alarms list [--state S[,S...]] [--label k=v (repeatable)] [--limit N] [--json]
+  npm run herald -- alarms list --monitor [--state S[,S...]] [--label k=v (repeatable)] [--json]
   npm run herald -- alarms get <name> [--json]
   npm run herald -- alarms register <name> [--file <path>|-] [--class C] [--location L] [--category C]
     [--severity LOW|MEDIUM|HIGH|CRITICAL] [--latching|--no-latching] [--max-shelve D] [--on-delay D]
@@ -20,7 +22,12 @@ export const alarmsUsage = `usage (through the api: HERALD_URL, HERALD_API_KEY; 
   npm run herald -- alarms shelve <name> (--for D | --until T | --oneshot) --reason T
   npm run herald -- alarms disable <name> --reason T
   durations D: 90 (seconds), 90s, 30m, 2h, 1d; times T: ISO 8601 or milliseconds since the epoch
-  --monitor polls every second; one line per change: time | user | source | host | name = state`
+  --monitor polls every second; one line per change: time | user | source | host | name = state (--json: a
+  JSON object per line: {"time", "name", "state", "user", "source", "host"}, null where unknown, and
+  "unregistered": true when the alarm is gone)
+  --json: list a JSON array of the items, get the item, register and the actions the api's answer,
+  unregister {"unregistered": name}
+  exit codes: 0 done (--monitor: interrupted), 1 refused or failed, 2 usage`
 
 const actions = ['activate', 'clear', 'ack', 'shelve', 'unshelve', 'disable', 'enable'] as const
 type Action = (typeof actions)[number]
@@ -195,6 +202,19 @@ function summary(item: AlarmItem): string {
   ].join('\t')
 }
 
+/** A --monitor --json line: the same change as monitorLine, as fields. */
+function monitorRecord(item: AlarmItem): Record<string, unknown> {
+  const audit = item.effectiveAudit
+  return {
+    time: item.effective ? when(item.effective.since) : null,
+    name: item.name,
+    state: item.effective?.state ?? null,
+    user: audit?.user ?? null,
+    source: audit?.source ?? null,
+    host: audit?.host ?? null,
+  }
+}
+
 function monitorLine(item: AlarmItem): string {
   const audit = item.effectiveAudit
   const state = item.effective?.state ?? '(no effective state)'
@@ -313,8 +333,8 @@ async function list(
     io.err('--limit must be a positive whole number')
     return 2
   }
-  if (values.monitor && (limit !== undefined || values.json)) {
-    io.err('--monitor prints every alarm as it changes: no --limit or --json')
+  if (values.monitor && limit !== undefined) {
+    io.err('--monitor prints every alarm as it changes: no --limit')
     return 2
   }
   const states = values.state
@@ -384,12 +404,27 @@ async function list(
         last.set(item.name, now)
         // An alarm the processor has not published yet is not a change to show.
         if (now.state === undefined && before === undefined) continue
-        if (shown(now.state) || shown(before?.state)) io.out(monitorLine(item))
+        if (shown(now.state) || shown(before?.state))
+          io.out(values.json ? JSON.stringify(monitorRecord(item)) : monitorLine(item))
       }
       for (const [gone, before] of last) {
         if (present.has(gone)) continue
         last.delete(gone)
-        if (shown(before.state)) io.out(`${when(Date.now())} | - | - | - | ${gone} = (unregistered)`)
+        if (!shown(before.state)) continue
+        const time = when(Date.now())
+        io.out(
+          values.json
+            ? JSON.stringify({
+                time,
+                name: gone,
+                state: null,
+                user: null,
+                source: null,
+                host: null,
+                unregistered: true,
+              })
+            : `${time} | - | - | - | ${gone} = (unregistered)`,
+        )
       }
     }
     await sleep(1000, undefined, io.signal ? { signal: io.signal } : {}).catch(() => {})

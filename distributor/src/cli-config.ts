@@ -10,14 +10,16 @@ type Area = (typeof configAreas)[number]
 export const configUsage = `usage (through the api: HERALD_URL, HERALD_API_KEY):
   npm run herald -- <recipients|templates|routes> list [--limit N] [--json]
   npm run herald -- <recipients|templates|routes> get <name> [--json]
-  npm run herald -- <recipients|templates|routes> delete <name>
+  npm run herald -- <recipients|templates|routes> delete <name> [--json]
   npm run herald -- <recipients|templates|routes> set <name> [--file <path>|-] [flags] [--json]
     recipients: --name T --email A --phone +E164 --slack DEST --channels email,sms,slack --timezone Z
                 --quiet-hours HH:MM-HH:MM
     templates:  --channel email|sms|slack --subject T --body T
     routes:     --alarm-name N --alarm-definition-id D --states ALARM,OK --severity HIGH,CRITICAL
                 --label k=v (repeatable) --recipients a,b --channels email,sms --template NAME
-                --period SECONDS`
+                --period SECONDS
+  --json: list a JSON array of the items, get the item, set the api's answer, delete {"deleted": name}
+  exit codes: 0 done, 1 refused or failed, 2 usage`
 
 export interface CliIo {
   env: Record<string, string | undefined>
@@ -97,35 +99,40 @@ export function describeError(answer: Answer): string {
   return lines.join('\n')
 }
 
+const options = {
+  json: { type: 'boolean' },
+  limit: { type: 'string' },
+  file: { type: 'string' },
+  name: { type: 'string' },
+  email: { type: 'string' },
+  phone: { type: 'string' },
+  slack: { type: 'string' },
+  channels: { type: 'string' },
+  timezone: { type: 'string' },
+  'quiet-hours': { type: 'string' },
+  channel: { type: 'string' },
+  subject: { type: 'string' },
+  body: { type: 'string' },
+  'alarm-name': { type: 'string' },
+  'alarm-definition-id': { type: 'string' },
+  states: { type: 'string' },
+  severity: { type: 'string' },
+  label: { type: 'string', multiple: true },
+  recipients: { type: 'string' },
+  template: { type: 'string' },
+  period: { type: 'string' },
+} as const
+
 /** Runs one command; returns the exit code (0 ok, 1 refused or failed, 2 usage). */
 export async function runConfigCommand(argv: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      json: { type: 'boolean' },
-      limit: { type: 'string' },
-      file: { type: 'string' },
-      name: { type: 'string' },
-      email: { type: 'string' },
-      phone: { type: 'string' },
-      slack: { type: 'string' },
-      channels: { type: 'string' },
-      timezone: { type: 'string' },
-      'quiet-hours': { type: 'string' },
-      channel: { type: 'string' },
-      subject: { type: 'string' },
-      body: { type: 'string' },
-      'alarm-name': { type: 'string' },
-      'alarm-definition-id': { type: 'string' },
-      states: { type: 'string' },
-      severity: { type: 'string' },
-      label: { type: 'string', multiple: true },
-      recipients: { type: 'string' },
-      template: { type: 'string' },
-      period: { type: 'string' },
-    },
-  })
+  let parsed: ReturnType<typeof parseArgs<{ options: typeof options; allowPositionals: true }>>
+  try {
+    parsed = parseArgs({ args: argv, allowPositionals: true, options })
+  } catch (error) {
+    io.err(`${(error as Error).message}\n${configUsage}`)
+    return 2
+  }
+  const { values, positionals } = parsed
   const [area, action, name] = positionals as [string | undefined, string | undefined, string | undefined]
   const needsName = action === 'get' || action === 'set' || action === 'delete'
   if (

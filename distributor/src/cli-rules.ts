@@ -18,7 +18,10 @@ export const rulesUsage = `usage (through the api: HERALD_URL, HERALD_API_KEY; -
     [--comparison above|below] [--label k=v (repeatable)] [--json]
   npm run herald -- rules delete <name> [--json]
   npm run herald -- rules import (--file <path>|- | --from <alerts engine URL>) [--json]
-  durations D: 90 (seconds), 90s, 30m, 2h, 1d; import reads the engine's GET /alerts (a list or {alerts: [...]})`
+  durations D: 90 (seconds), 90s, 30m, 2h, 1d; import reads the engine's GET /alerts (a list or {alerts: [...]})
+  --json: list a JSON array of the items, get the item, set the api's answer, delete {"deleted": name},
+  import {"imported": [{name, status}], "refused": [...], "notWritten": [...]}
+  exit codes: 0 done, 1 refused or failed (import: also when any alert was refused), 2 usage`
 
 const verbs = ['list', 'get', 'set', 'delete', 'import'] as const
 type Verb = (typeof verbs)[number]

@@ -1,7 +1,9 @@
 // Operator tools: npm run herald -- dlq list|replay --channel email [filters]; recipients, templates and
 // routes (cli-config.ts), alarm-events (cli-alarm-events.ts), alarms (cli-alarms.ts), rules (cli-rules.ts),
 // send, status and lag (cli-ops.ts) through the api. `--help` (or -h, or `help VERB`) after any verb prints
-// that verb's usage on stdout and exits 0, before anything is read or connected.
+// that verb's usage on stdout and exits 0, before anything is read or connected. Every verb takes --json
+// (its answer as JSON on stdout; errors stay on stderr) and exits 0 done, 1 refused or failed, 2 usage
+// (send, status and lag add theirs: cli-ops.ts exitCodes).
 //   --class <poison|permanent|retryable|crash-loop>  --since <ISO time>  --until <ISO time>
 //   --at <partition:offset,...> (replay only these)   --limit <n>   --all (replay every match)
 import { readFileSync } from 'node:fs'
@@ -25,6 +27,9 @@ import { rulesUsage, runRulesCommand } from './cli-rules.ts'
 const dlqUsage = `usage (straight to Kafka and Redis, with the services' configuration):
   npm run herald -- dlq list   --channel <email|sms|slack|webhook> [--class C] [--since T] [--until T] [--limit N] [--json]
   npm run herald -- dlq replay --channel <email|sms|slack|webhook> (--at P:O[,P:O...] | --class C | --since T | --all)
+                               [--json]
+  prints a line per dead letter (partition:offset, id, class, failed at, error) and a count; --json: a JSON
+  array of them (partition, offset, id, key, errorClass, error, attempts, failedAt, original)
   exit codes: 0 done, 1 failed, 2 usage`
 
 const usage = `${dlqUsage}
@@ -43,6 +48,17 @@ const usages: Record<string, string> = {
   rules: rulesUsage,
   ...Object.fromEntries(opsVerbs.map((verb) => [verb, opsUsage])),
 }
+
+const dlqOptions = {
+  channel: { type: 'string' },
+  class: { type: 'string' },
+  since: { type: 'string' },
+  until: { type: 'string' },
+  at: { type: 'string' },
+  limit: { type: 'string' },
+  all: { type: 'boolean' },
+  json: { type: 'boolean' },
+} as const
 
 /** The exit code when argv asks for help (printed here), else undefined. */
 function help(argv: string[]): number | undefined {
@@ -119,25 +135,20 @@ async function main(argv: string[]): Promise<number> {
       readStdin: () => readFileSync(0, 'utf8'),
     })
   }
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      channel: { type: 'string' },
-      class: { type: 'string' },
-      since: { type: 'string' },
-      until: { type: 'string' },
-      at: { type: 'string' },
-      limit: { type: 'string' },
-      all: { type: 'boolean' },
-      json: { type: 'boolean' },
-    },
-  })
+  let parsed: ReturnType<typeof parseArgs<{ options: typeof dlqOptions; allowPositionals: true }>>
+  try {
+    parsed = parseArgs({ args: argv, allowPositionals: true, options: dlqOptions })
+  } catch (error) {
+    console.error(`${(error as Error).message}\n${usage}`)
+    return 2
+  }
+  const { values, positionals } = parsed
   const [area, action] = positionals
   const channel = values.channel?.toLowerCase() as Channel | undefined
   if (
     area !== 'dlq' ||
     (action !== 'list' && action !== 'replay') ||
+    positionals.length > 2 ||
     !channel ||
     !channels.includes(channel)
   ) {
@@ -151,12 +162,17 @@ async function main(argv: string[]): Promise<number> {
       return 2
     }
   }
+  const limit = values.limit === undefined ? undefined : Number(values.limit)
+  if (limit !== undefined && !(Number.isInteger(limit) && limit > 0)) {
+    console.error('--limit must be a positive whole number')
+    return 2
+  }
   const filter = {
     ...(values.class ? { errorClass: values.class } : {}),
     ...(values.since ? { since: new Date(values.since) } : {}),
     ...(values.until ? { until: new Date(values.until) } : {}),
     ...(values.at ? { positions: new Set(values.at.split(',').map((p) => p.trim())) } : {}),
-    ...(values.limit ? { limit: Number(values.limit) } : {}),
+    ...(limit !== undefined ? { limit } : {}),
   }
   if (action === 'replay' && !values.all && !values.at && !values.class && !values.since && !values.until) {
     console.error('replay needs a selection: --at, --class, --since/--until, or --all')

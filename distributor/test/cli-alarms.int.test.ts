@@ -313,4 +313,65 @@ describe('herald alarms list', () => {
     child.kill('SIGINT')
     assert.equal(await exited, 0, 'Ctrl-C ends the monitor cleanly')
   })
+
+  test('--monitor --json prints a JSON object per change, the unregistered alarm marked', async () => {
+    const registered = await herald(['alarms', 'register', 'pump', '--severity', 'high', '--json'])
+    assert.equal(registered.code, 0, registered.stderr)
+    await publishEffective('pump', 'active', 1_763_000_200_000)
+    await shown('pump', 'active')
+    const child = spawn(process.execPath, [cli, 'alarms', 'list', '--monitor', '--json'], {
+      env: env('other'),
+      cwd: dir,
+    })
+    monitors.push(child)
+    let out = ''
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString('utf8')
+    })
+    const changes = () =>
+      out
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as Record<string, unknown>)
+    const of = (name: string) => changes().filter((c) => c.name === name)
+
+    await eventually('the current states', () =>
+      of('pump').length > 0 && of('disk').length > 0 ? true : undefined,
+    )
+    assert.deepEqual(of('pump'), [
+      {
+        time: '2025-11-13T02:16:40.000Z',
+        name: 'pump',
+        state: 'active',
+        user: 'ops',
+        source: 'alarms',
+        host: 'processor-1',
+      },
+    ])
+    assert.deepEqual(
+      of('disk').map((c) => c.state),
+      ['normal'],
+    )
+
+    assert.equal(
+      (await herald(['alarms', 'unregister', 'pump', '--json'])).stdout.trim(),
+      '{"unregistered":"pump"}',
+    )
+    await eventually('pump gone', () => (of('pump').length === 2 ? true : undefined))
+    const gone = of('pump')[1]
+    assert.ok(!Number.isNaN(Date.parse(String(gone?.time))), `a time: ${JSON.stringify(gone)}`)
+    assert.deepEqual(
+      { ...gone, time: 'now' },
+      { time: 'now', name: 'pump', state: null, user: null, source: null, host: null, unregistered: true },
+    )
+
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+    child.kill('SIGINT')
+    assert.equal(await exited, 0, 'Ctrl-C ends the monitor cleanly')
+    assert.equal(
+      (await herald(['alarms', 'list', '--monitor', '--limit', '5'])).code,
+      2,
+      '--monitor has no --limit',
+    )
+  })
 })

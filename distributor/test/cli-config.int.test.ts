@@ -184,14 +184,28 @@ describe('herald recipients|templates|routes', () => {
     assert.match(sender.stderr, /^403 forbidden/)
   })
 
-  test('delete removes a route; a missing name exits 1; bad usage exits 2', async () => {
+  test('delete removes a route (--json: {"deleted": name}); a missing name exits 1; bad usage exits 2', async () => {
     const deleted = await herald(['routes', 'delete', 'disk'])
     assert.equal(deleted.code, 0, deleted.stderr)
     assert.equal(deleted.stdout.trim(), 'deleted route disk')
     const missing = await herald(['routes', 'get', 'disk'])
     assert.equal(missing.code, 1)
     assert.match(missing.stderr, /^404 not_found/)
-    assert.equal((await herald(['routes', 'get'])).code, 2)
+    const json = await herald(['templates', 'delete', 'pager', '--json'])
+    assert.equal(json.code, 0, json.stderr)
+    assert.deepEqual(JSON.parse(json.stdout), { deleted: 'pager' })
+    const gone = await herald(['templates', 'delete', 'pager', '--json'])
+    assert.equal(gone.code, 1)
+    assert.equal(gone.stdout, '', 'a refusal prints nothing on stdout')
+    for (const args of [
+      ['routes', 'get'],
+      ['routes', 'list', '--colour', 'red'],
+      ['routes', 'list', '--limit', '0', '--json'],
+      ['routes', 'rename', 'disk'],
+    ]) {
+      const usage = await herald(args)
+      assert.equal(usage.code, 2, `${args.join(' ')}: ${usage.stderr}`)
+    }
   })
 
   test('dlq keeps its usage', async () => {
@@ -282,5 +296,30 @@ describe('herald alarm-events send', () => {
     assert.ok(Number(event?.timestamp) >= before && Number(event?.timestamp) <= Date.now())
     assert.equal((await herald(['alarm-events', 'send', 'events.json', '--state', 'OK'])).code, 2)
     assert.equal((await herald(['alarm-events', 'send'], { stdin: '' })).code, 2)
+    assert.equal((await herald(['alarm-events', 'send', '--colour', 'red'])).code, 2)
+    assert.equal((await herald(['alarm-events', 'send', '--state', 'OK', '--json'])).code, 1, 'no alarm name')
+  })
+
+  test("--json prints the api's answer: eventId for one event, eventIds for an array", async () => {
+    const one = await herald([
+      'alarm-events',
+      'send',
+      '--alarm-name',
+      'cli json',
+      '--state',
+      'ALARM',
+      '--json',
+    ])
+    assert.equal(one.code, 0, one.stderr)
+    const { eventId } = JSON.parse(one.stdout) as { eventId: string }
+    assert.match(eventId, /^[\da-f-]{36}$/)
+    assert.equal((await eventsNamed('cli json'))[0]?.eventId, eventId)
+
+    const batch = [monascaEvent({ alarmName: 'cli json a' }), monascaEvent({ alarmName: 'cli json b' })]
+    const many = await herald(['alarm-events', 'send', '-', '--json'], { stdin: JSON.stringify(batch) })
+    assert.equal(many.code, 0, many.stderr)
+    const { eventIds } = JSON.parse(many.stdout) as { eventIds: string[] }
+    assert.equal(eventIds.length, 2)
+    assert.equal((await eventsNamed('cli json b'))[0]?.eventId, eventIds[1])
   })
 })

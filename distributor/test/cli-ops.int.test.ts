@@ -355,7 +355,7 @@ describe('herald send', () => {
 })
 
 describe('--help', () => {
-  test('every verb prints its usage on stdout and exits 0; an unknown verb exits 2', async () => {
+  test('every verb prints its usage, --json and exit codes on stdout and exits 0; an unknown verb exits 2', async () => {
     const verbs: Array<[string[], string]> = [
       [['send'], 'herald -- send'],
       [['status'], 'herald -- status'],
@@ -376,6 +376,8 @@ describe('--help', () => {
       for (const run of [runs[2 * i], runs[2 * i + 1]]) {
         assert.equal(run?.code, 0, args.join(' '))
         assert.ok(run?.stdout.includes(shown), `${args.join(' ')} --help shows ${shown}: ${run?.stdout}`)
+        assert.match(run?.stdout ?? '', /--json/, `${args.join(' ')} --help names --json`)
+        assert.match(run?.stdout ?? '', /exit codes: 0 /, `${args.join(' ')} --help names its exit codes`)
         assert.equal(run?.stderr, '')
       }
     })
