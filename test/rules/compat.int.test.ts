@@ -49,6 +49,7 @@ before(async () => {
     alert('zero'),
     alert('spike', { sustainSecs: 4 }),
     alert('steady', { sustainSecs: 3 }),
+    alert('broken'),
   ])
   const start = Date.now()
   // cpu: passes, warns, goes critical, passes; zero: 0 with a warn at 0.5 passes.
@@ -60,6 +61,8 @@ before(async () => {
       { at: start + 19_000, value: 0.2 },
     ],
     zero: 0,
+    // Every query of this one fails (the engine answers 500).
+    broken: null,
     // A 2 s spike under a 4 s sustain: held back. A crossing that holds past its 3 s sustain: notified.
     spike: [
       { at: start, value: 0.1 },
@@ -107,7 +110,7 @@ after(async () => {
   await engine?.close()
 })
 
-test('pass → warn → critical → pass: notify(warn), notify(critical) at once, repeats, one resolve; 0 is a value; sustain holds back a spike', async () => {
+test('pass → warn → critical → pass: notify(warn), notify(critical) at once, repeats, one resolve; 0 is a value; sustain holds back a spike; a failing query raises its query-failing alarm', async () => {
   await eventually(
     'the resolve',
     () =>
@@ -143,6 +146,16 @@ test('pass → warn → critical → pass: notify(warn), notify(critical) at onc
     0,
     'the sustain held the spike back',
   )
+  // A query that keeps failing is neither a pass nor a violation: no notice, and its query-failing alarm.
+  assert.equal(
+    engine.calls().filter((c) => c.alertName === 'broken').length,
+    0,
+    'a failing query notifies nothing',
+  )
+  const failing = activations.get('herald.rules.broken.query-failing') ?? []
+  assert.equal(failing.length, 1, 'the query-failing alarm is set once')
+  assert.equal(failing[0]?.source, 'rule:broken')
+  assert.equal(activations.get('broken'), undefined, "the rule's own alarm is never set")
   const steady = engine.calls().filter((c) => c.alertName === 'steady' && c.kind === 'notify')
   assert.ok(steady.length > 0, 'a crossing that outlasts its sustain is notified')
   assert.ok(
