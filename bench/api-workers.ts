@@ -35,7 +35,6 @@ async function startApi(workers: number, port: number, brokers: string, redisUrl
     cwd: repoRoot,
     env: {
       ...process.env,
-      KAFKAJS_NO_PARTITIONER_WARNING: '1',
       PORT: String(port),
       API_WORKERS: String(workers),
       KAFKA_BROKERS: brokers,

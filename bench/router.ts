@@ -162,7 +162,7 @@ async function main(): Promise<void> {
     const args = [up.brokers, eventsTopic, out, `${prefix}.relay`, String(fanOut), String(partitions)]
     return spawn(process.execPath, [join(repoRoot, 'bench', 'relay-process.ts'), ...args], {
       cwd: repoRoot,
-      env: { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: '1' },
+      env: { ...process.env },
       stdio: ['ignore', 'ignore', 'inherit'],
     })
   }

@@ -66,7 +66,6 @@ async function main(): Promise<void> {
 
   // Defaults that point every service at the local stack and stand-ins; .env and the environment win.
   const env: NodeJS.ProcessEnv = {
-    KAFKAJS_NO_PARTITIONER_WARNING: '1',
     KAFKA_BROKERS: up.brokers,
     REDIS_URL: up.redisUrl,
     ...sandbox.env,

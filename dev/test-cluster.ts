@@ -9,7 +9,6 @@ import { clusterFromEnv, startCluster, stopCluster } from './lib/cluster.ts'
 import { repoRoot } from './lib/process.ts'
 
 const log = (line: string) => console.log(`[test:cluster] ${line}`)
-process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1'
 
 /** Existing integration tests that run unchanged on the cluster (the test context reads the env below). */
 const unchanged = ['test/e2e/channels.int.test.ts', 'test/distributor/at-least-once.int.test.ts']

@@ -8,7 +8,6 @@ import { type StackUp, stackFromEnv, startStack, stopStack } from './lib/stack.t
 
 const log = (line: string) => console.log(`[test] ${line}`)
 // Herald's producers name their partitioner; tests that use bare kafkajs need not hear about it.
-process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1'
 const args = process.argv.slice(2)
 // Filters: parts of test file paths (a file runs when its path contains any of them).
 const filters = args.filter((a) => !a.startsWith('--'))

@@ -17,6 +17,7 @@ import {
   ensureTopics,
 } from '@herald/shared/topics'
 import dotenv from 'dotenv'
+import { Partitioners } from 'kafkajs'
 import { createAlarmsMetrics } from './metrics.ts'
 import { AlarmProcessor } from './processor.ts'
 
@@ -51,7 +52,10 @@ export async function main(): Promise<void> {
   })
   await admin.disconnect()
 
-  const producer = kafka.producer({ allowAutoTopicCreation: false })
+  const producer = kafka.producer({
+    allowAutoTopicCreation: false,
+    createPartitioner: Partitioners.DefaultPartitioner,
+  })
   await producer.connect()
   // Every alarm's effective state, whichever member owns it: the parents of masked alarms.
   const parents = new ConfigTopicStore(kafka, {

@@ -28,7 +28,7 @@ import {
   topicSpecs,
 } from '@herald/shared/topics'
 import dotenv from 'dotenv'
-import type { Kafka } from 'kafkajs'
+import { type Kafka, Partitioners } from 'kafkajs'
 import { createRouterMetrics } from './metrics.ts'
 import { Router } from './router.ts'
 
@@ -82,7 +82,10 @@ export async function main(options: RouterMainOptions = {}): Promise<void> {
   })
   await admin.disconnect()
 
-  const producer = kafka.producer({ allowAutoTopicCreation: false })
+  const producer = kafka.producer({
+    allowAutoTopicCreation: false,
+    createPartitioner: Partitioners.DefaultPartitioner,
+  })
   await producer.connect()
   const stores = createConfigStores(kafka, {
     names: configNames,

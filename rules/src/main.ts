@@ -15,6 +15,7 @@ import { ruleSchema } from '@herald/shared/rules/schemas'
 import { rulesTopicName, rulesTopicSpec } from '@herald/shared/rules/topics'
 import { alarmTopicNames, alarmTopicSpecs, ensureTopics } from '@herald/shared/topics'
 import dotenv from 'dotenv'
+import { Partitioners } from 'kafkajs'
 import { importEngineRules } from './engine-import.ts'
 import { RulesEvaluator } from './evaluator.ts'
 import { createRulesMetrics } from './metrics.ts'
@@ -58,7 +59,10 @@ export async function main(): Promise<void> {
   })
   await admin.disconnect()
 
-  const producer = kafka.producer({ allowAutoTopicCreation: false })
+  const producer = kafka.producer({
+    allowAutoTopicCreation: false,
+    createPartitioner: Partitioners.DefaultPartitioner,
+  })
   await producer.connect()
   const groupPrefix = `${config.keyPrefix}.rules`
   const activations = new ConfigTopicStore(kafka, {

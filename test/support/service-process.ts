@@ -40,7 +40,6 @@ export function startService(
     env: {
       PATH: process.env.PATH ?? '',
       HOME: process.env.HOME ?? '',
-      KAFKAJS_NO_PARTITIONER_WARNING: '1',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
