@@ -780,10 +780,15 @@ export class Distributor {
     deadLetter: (letter: DeadLetter) => void,
   ): Promise<Finished | Unfinished> {
     const base = { topic: batch.topic, partition: batch.partition, message }
-    const log = this.#log.child({ partition: batch.partition, offset: message.offset })
+    // Made when something is logged: a pino child per delivered message was a cost of every message.
+    let child: Logger | undefined
+    const log = (): Logger => {
+      child ??= this.#log.child({ partition: batch.partition, offset: message.offset })
+      return child
+    }
     if (decoded.kind === 'poison') {
       this.#deps.metrics.poison.inc()
-      log.warn({ reason: decoded.reason }, 'poison record: dead-lettered')
+      log().warn({ reason: decoded.reason }, 'poison record: dead-lettered')
       deadLetter({ ...base, reason: decoded.reason, failureClass: 'poison', attempts: 0 })
       return {
         record: undefined,
@@ -797,7 +802,7 @@ export class Distributor {
       // Not poison: a newer Herald wrote it, and an upgraded distributor will deliver it. The partition
       // stops at this record (#onBatch accepts nothing after it) and looks again every minute.
       this.#deps.metrics.futureVersionWaits.inc()
-      log.error(
+      log().error(
         { version: decoded.version, understood: recordVersion },
         'ALERT: record from a newer Herald version; upgrade this distributor (the partition waits)',
       )
@@ -811,7 +816,7 @@ export class Distributor {
     if (crashes >= crashLoopLimit) {
       const reason = `crash-loop: the distributor died ${crashes} times while delivering it`
       this.#deps.metrics.crashLoops.inc()
-      log.error({ id: record.id, crashes }, 'record keeps crashing the distributor: dead-lettered')
+      log().error({ id: record.id, crashes }, 'record keeps crashing the distributor: dead-lettered')
       deadLetter({ ...base, reason, failureClass: 'crash-loop', attempts: previous })
       return {
         record,
@@ -867,7 +872,7 @@ export class Distributor {
           signal: this.#stop.signal,
           onAttemptFailed: async (attempt, error, waitMs) => {
             this.#deps.metrics.attemptsFailed.inc({ class: error.failureClass })
-            log.warn(
+            log().warn(
               { id: record.id, code: error.code, class: error.failureClass, waitMs },
               `delivery attempt ${attempt} of ${maxAttempts} failed: ${error.message}`,
             )
@@ -888,7 +893,10 @@ export class Distributor {
       switch (outcome.outcome) {
         case 'delivered':
           if (probing && breaker !== this.#breaker)
-            log.warn({ destination }, 'destination breaker closed: the destination accepts deliveries again')
+            log().warn(
+              { destination },
+              'destination breaker closed: the destination accepts deliveries again',
+            )
           return {
             record,
             status: 'delivered',
@@ -918,7 +926,7 @@ export class Distributor {
           if (breaker !== this.#breaker) {
             const probeInMs = Math.max(10, breaker.openUntil - Date.now())
             this.#deps.metrics.breakerOpened.inc()
-            log.error(
+            log().error(
               { destination, reason: breaker.reason, probeInMs },
               'DESTINATION BREAKER OPEN: its records wait for a probe, nothing dead-lettered; other destinations flow',
             )
@@ -929,13 +937,13 @@ export class Distributor {
     } catch (error) {
       if (this.#stop.signal.aborted) {
         this.#abandoned += 1
-        log.warn(
+        log().warn(
           { id: record.id, reason: errorMessage(error) },
           'delivery abandoned (shutdown); it will be delivered again',
         )
       } else {
         // Recording a failed attempt failed (Redis unreachable): the record goes back and is tried again.
-        log.warn({ id: record.id, err: error }, 'recording a failed attempt failed; handed back')
+        log().warn({ id: record.id, err: error }, 'recording a failed attempt failed; handed back')
       }
       return { status: 'unfinished' }
     }

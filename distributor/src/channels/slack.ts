@@ -1,10 +1,13 @@
 // Slack through incoming webhooks with @slack/webhook (v8, fetch-based). Destinations are named in the
 // configuration (SLACK_WEBHOOKS, SLACK_WEBHOOK_URL as `default`); a record names one, never a URL. The SDK's
-// own retries stay off (Herald retries), and its fetch is wrapped to read Retry-After from the response.
+// own retries stay off (Herald retries). One IncomingWebhook per destination, made on first use, sends
+// through the channel's pooled HTTP client (http-client.ts) instead of the global fetch; its fetch reads
+// Retry-After from the answer.
 import type { NotificationRecord } from '@herald/shared/notification'
 import { IncomingWebhook } from '@slack/webhook'
 import { parseRetryAfter } from '../backoff.ts'
 import { type Channel, DeliveryError, type SendResult } from './channel.ts'
+import { HttpClient } from './http-client.ts'
 import { isRetryableStatus, networkErrorCodes } from './http-status.ts'
 
 export interface SlackOptions {
@@ -17,13 +20,13 @@ export function classifySlackError(error: unknown, retryAfterMs?: number): Deliv
   const e = error as {
     statusCode?: number
     body?: string
-    original?: { cause?: { code?: string } }
+    original?: { code?: string; cause?: { code?: string } }
     message?: string
   }
   const options = { cause: error, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) }
   const status = e.statusCode
   if (status === undefined) {
-    const code = e.original?.cause?.code
+    const code = e.original?.code ?? e.original?.cause?.code
     const label = code && networkErrorCodes.has(code) ? code : 'NETWORK'
     return new DeliveryError(
       'retryable',
@@ -44,8 +47,48 @@ export function classifySlackError(error: unknown, retryAfterMs?: number): Deliv
   return new DeliveryError('permanent', `SLACK_${status}`, `Slack refused the message (${text})`, options)
 }
 
+interface Destination {
+  webhook: IncomingWebhook
+  /**
+   * Retry-After of the destination's latest answer. Read right after a failed send: the scheduler sends one
+   * message per recipient (the destination) at a time, so it is that send's answer.
+   */
+  retryAfter: string | null
+}
+
 export function createSlackChannel(options: SlackOptions): Channel {
   const known = (name: string) => Object.hasOwn(options.webhooks, name)
+  const timeoutMs = options.timeoutMs ?? 15_000
+  const client = new HttpClient()
+  // Per stop signal (the distributor passes the same one to every send), the destinations' webhooks.
+  const bySignal = new WeakMap<AbortSignal, Map<string, Destination>>()
+  const destination = (name: string, url: string, signal: AbortSignal): Destination => {
+    let webhooks = bySignal.get(signal)
+    if (!webhooks) {
+      webhooks = new Map()
+      bySignal.set(signal, webhooks)
+    }
+    let entry = webhooks.get(name)
+    if (!entry) {
+      const fetchPooled = client.fetchFor(timeoutMs)
+      const made: Destination = {
+        retryAfter: null,
+        webhook: new IncomingWebhook(url, {
+          // The deadline is the client's (one timer per request), not an AbortSignal.timeout per send.
+          timeout: 0,
+          retryConfig: { retries: 0 },
+          fetch: async (input, init) => {
+            const response = await fetchPooled(input, { ...init, signal })
+            made.retryAfter = response.headers.get('retry-after')
+            return response
+          },
+        }),
+      }
+      entry = made
+      webhooks.set(name, entry)
+    }
+    return entry
+  }
   return {
     name: 'slack',
     // Each webhook is revoked or archived on its own: failures count against the destination's breaker.
@@ -59,27 +102,17 @@ export function createSlackChannel(options: SlackOptions): Channel {
           `no Slack destination named "${record.to}"`,
         )
       }
-      let retryAfter: string | null = null
-      const webhook = new IncomingWebhook(url, {
-        timeout: options.timeoutMs ?? 15_000,
-        retryConfig: { retries: 0 },
-        fetch: async (input, init) => {
-          const response = await fetch(input, {
-            ...init,
-            signal: AbortSignal.any([signal, ...(init?.signal ? [init.signal] : [])]),
-          })
-          retryAfter = response.headers.get('retry-after')
-          return response
-        },
-      })
+      const target = destination(record.to, url, signal)
       try {
-        await webhook.send({ text: record.message })
+        await target.webhook.send({ text: record.message })
         return {}
       } catch (error) {
         signal.throwIfAborted()
-        throw classifySlackError(error, parseRetryAfter(retryAfter))
+        throw classifySlackError(error, parseRetryAfter(target.retryAfter))
       }
     },
-    async close() {},
+    async close() {
+      client.close()
+    },
   }
 }
