@@ -8,6 +8,7 @@ for (const script of [
   'api-ingest.ts',
   'api-workers.ts',
   'pipeline.ts',
+  'distributor.ts',
   'e2e.ts',
   'scaling.ts',
   'router.ts',

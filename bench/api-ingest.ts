@@ -1,7 +1,9 @@
 // API ingest benchmark: accepted notifications per second and latency at fixed concurrency, against baselines
 // measured in the same run on the same machine: a bare node:http server and a bare express app answering 202
 // with no work (the Node and framework ceilings), and a bare kafkajs producer sending the same records with
-// the same settings (the Kafka-client ceiling). Every figure is reported as a ratio to its baseline.
+// the same settings (the Kafka-client ceiling). Every figure is reported as a ratio to its baseline, with the
+// CPU each server process used per accepted request (user + system from /proc; the bare producer's is this
+// process's own), and the api's CPU per request against bare express's (issue 17, goal 2: ≤ 1.2×).
 // Run: npm run bench:api   (BENCH_SECONDS per point, default 5; BENCH_CONNECTIONS, default 1,16,64,256)
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
@@ -10,6 +12,7 @@ import autocannon from 'autocannon'
 import { Kafka, logLevel, Partitioners } from 'kafkajs'
 import { repoRoot } from '../dev/lib/process.ts'
 import { stackFromEnv, startStack, stopStack } from '../dev/lib/stack.ts'
+import { processCpuMs } from './processes.ts'
 import { appendReport, formatTable, machineFacts, percentile } from './report.ts'
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5)
@@ -62,9 +65,15 @@ interface Point {
   unanswered: number
   /** Answers that were neither 202 nor a client error: the api's "outcome unknown" (503). */
   unknown: number
+  /** CPU time of the serving process per accepted request, µs (undefined when /proc is unreadable). */
+  cpuMicros?: number
 }
 
-async function load(target: string, url: string, connections: number): Promise<Point> {
+/** CPU per accepted request over a measured load, µs. */
+const perAccepted = (cpuMs: number | undefined, accepted: number) =>
+  cpuMs === undefined || accepted === 0 ? undefined : (cpuMs * 1000) / accepted
+
+async function load(target: string, url: string, connections: number, pid?: number): Promise<Point> {
   let n = 0
   let built = 0
   let answered = 0
@@ -91,8 +100,12 @@ async function load(target: string, url: string, connections: number): Promise<P
       },
     ],
   })
+  const cpuBefore = processCpuMs(pid)
   const result = await instance
+  const cpuAfter = processCpuMs(pid)
+  const cpuMs = cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuAfter - cpuBefore
   return {
+    cpuMicros: perAccepted(cpuMs, accepted),
     target,
     connections,
     rps: result.requests.average,
@@ -115,6 +128,7 @@ async function bareProducer(brokers: string, topic: string, connections: number)
   })
   await producer.connect()
   const latencies: number[] = []
+  const cpuBefore = process.cpuUsage()
   const end = Date.now() + seconds * 1000
   let n = 0
   await Promise.all(
@@ -131,9 +145,11 @@ async function bareProducer(brokers: string, topic: string, connections: number)
       }
     }),
   )
+  const cpu = process.cpuUsage(cpuBefore)
   await producer.disconnect()
   latencies.sort((a, b) => a - b)
   return {
+    cpuMicros: perAccepted((cpu.user + cpu.system) / 1000, latencies.length),
     target: 'bare kafkajs producer',
     connections,
     rps: latencies.length / seconds,
@@ -151,9 +167,12 @@ async function main(): Promise<void> {
   const stack = stackFromEnv()
   const up = await startStack(stack, (l) => console.log(`[infra] ${l}`), { adoptRunning: true })
   const ports = { http: 18081, express: 18082, herald: 18083 }
-  start('http', ['bench/servers.ts', 'http', String(ports.http)])
-  start('express', ['bench/servers.ts', 'express', String(ports.express)])
-  start('herald', ['api/src/main.ts'], {
+  const pids = {
+    http: start('http', ['bench/servers.ts', 'http', String(ports.http)]).pid,
+    express: start('express', ['bench/servers.ts', 'express', String(ports.express)]).pid,
+    herald: 0 as number | undefined,
+  }
+  pids.herald = start('herald', ['api/src/main.ts'], {
     PORT: String(ports.herald),
     KAFKA_BROKERS: up.brokers,
     REDIS_URL: up.redisUrl,
@@ -161,7 +180,7 @@ async function main(): Promise<void> {
     KEY_PREFIX: prefix,
     LOG_LEVEL: 'warn',
     DEFAULT_EMAIL_TO: 'bench@example.com',
-  })
+  }).pid
   const url = (port: number) => `http://127.0.0.1:${port}/api/v1/notification`
   await Promise.all(Object.values(ports).map((p) => waitReady(url(p))))
   const kafka = new Kafka({ clientId: 'bench-admin', brokers: [up.brokers], logLevel: logLevel.NOTHING })
@@ -216,8 +235,8 @@ async function main(): Promise<void> {
   const rounds = new Map<string, number[]>()
   const baselines = async (connections: number) => {
     const measured = [
-      await load('bare node:http', url(ports.http), connections),
-      await load('bare express', url(ports.express), connections),
+      await load('bare node:http', url(ports.http), connections, pids.http),
+      await load('bare express', url(ports.express), connections, pids.express),
       await bareProducer(up.brokers, topic, connections),
     ]
     for (const p of measured) {
@@ -229,7 +248,7 @@ async function main(): Promise<void> {
   for (const connections of connectionLevels) {
     const first = await baselines(connections)
     const before = await settledTotal()
-    const herald = await load('herald api', url(ports.herald), connections)
+    const herald = await load('herald api', url(ports.herald), connections, pids.herald)
     check(
       `herald api, ${connections} connections`,
       (await settledTotal()) - before,
@@ -240,7 +259,11 @@ async function main(): Promise<void> {
     const second = await baselines(connections)
     for (const [i, p] of first.entries()) {
       const again = second[i]
-      points.push(again ? { ...p, rps: (p.rps + again.rps) / 2 } : p)
+      const cpus = [p.cpuMicros, again?.cpuMicros].filter((c): c is number => c !== undefined)
+      const cpuMicros = cpus.length > 0 ? cpus.reduce((a, c) => a + c, 0) / cpus.length : undefined
+      points.push(
+        again ? { ...p, rps: (p.rps + again.rps) / 2, ...(cpuMicros === undefined ? {} : { cpuMicros }) } : p,
+      )
       if (i === 1) points.push(herald)
     }
     console.log(`connections ${connections}: done`)
@@ -301,6 +324,10 @@ async function main(): Promise<void> {
     const same = (target: string) =>
       points.find((q) => q.target === target && q.connections === p.connections)
     const ratio = (base?: Point) => (base && p.target === 'herald api' ? (p.rps / base.rps).toFixed(2) : '')
+    const cpuRatio = (q: Point, base?: Point) =>
+      q.target === 'herald api' && q.cpuMicros !== undefined && base?.cpuMicros
+        ? (q.cpuMicros / base.cpuMicros).toFixed(2)
+        : ''
     const r = rounds.get(`${p.target}@${p.connections}`)
     return [
       p.target,
@@ -314,6 +341,8 @@ async function main(): Promise<void> {
       ratio(same('bare express')),
       ratio(same('bare node:http')),
       ratio(same('bare kafkajs producer')),
+      p.cpuMicros === undefined ? '' : p.cpuMicros.toFixed(0),
+      cpuRatio(p, same('bare express')),
     ]
   })
   const table = formatTable(
@@ -329,13 +358,22 @@ async function main(): Promise<void> {
       'vs express',
       'vs node:http',
       'vs producer',
+      'CPU µs/req',
+      'CPU vs express',
     ],
     rows,
   )
   const bestProducer = Math.max(
     ...points.filter((p) => p.target === 'bare kafkajs producer').map((p) => p.rps),
   )
+  const at64 = (target: string) => points.find((p) => p.target === target && p.connections === 64)
+  const herald64 = at64('herald api')?.cpuMicros
+  const express64 = at64('bare express')?.cpuMicros
   const summary = [
+    herald64 !== undefined && express64 !== undefined
+      ? `Goal (issue 17, goal 2): CPU per accepted request at 64 connections ≤ 1.2× bare express: ${herald64.toFixed(0)} against ${express64.toFixed(0)} µs = ` +
+        `${(herald64 / express64).toFixed(2)}×, ${herald64 / express64 <= 1.2 ? 'met' : 'NOT met'}.`
+      : 'Goal (issue 17, goal 2): not measured (no 64-connection point, or /proc unreadable).',
     `Batch endpoint (100 per request, 16 connections): ${batchRecordsPerSecond.toFixed(0)} accepted records/s = ` +
       `${(batchRecordsPerSecond / bestProducer).toFixed(2)}× the best bare-producer rate (${bestProducer.toFixed(0)}/s).`,
     `Warm-up: the readiness probes wrote ${warmUps} records before the first point (measured, not counted in any point).`,

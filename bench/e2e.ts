@@ -28,6 +28,7 @@ import { freePort } from '../test/helpers.ts'
 import {
   CpuMeter,
   describeCpu,
+  describePerOperation,
   groupSettled,
   ReceiptTail,
   type ServiceProcess,
@@ -108,6 +109,8 @@ interface Phase {
   /** How late the generator sent (actual send − due), ms, sorted. */
   lateness: number[]
   cpu: Record<string, number>
+  /** CPU per notification sent, µs, per process (from /proc). */
+  cpuPerNotification: Record<string, number>
 }
 
 /**
@@ -288,6 +291,7 @@ async function main(): Promise<void> {
       ack: ack.sort((a, b) => a - b),
       lateness: sending.lateness,
       cpu: cpu.shares(),
+      cpuPerNotification: cpu.perOperation(count),
     }
   }
 
@@ -376,6 +380,7 @@ async function main(): Promise<void> {
       ack: ack.sort((a, b) => a - b),
       lateness: sending.lateness,
       cpu: cpu.shares(),
+      cpuPerNotification: cpu.perOperation(count),
     }
   }
 
@@ -454,7 +459,7 @@ async function main(): Promise<void> {
   )
   const cpuLines = phases.map(
     (p) =>
-      `CPU at ${p.rate}/s, ${p.pipeline}${p.round ? ' (round 2)' : ''}: ${describeCpu(p.cpu)}; generator p99 lateness ${ms(percentile(p.lateness, 99))} ms.`,
+      `CPU at ${p.rate}/s, ${p.pipeline}${p.round ? ' (round 2)' : ''}: ${describeCpu(p.cpu)}; per notification (µs): ${describePerOperation(p.cpuPerNotification)}; generator p99 lateness ${ms(percentile(p.lateness, 99))} ms.`,
   )
   cpuLines.push(
     noisy.length > 0

@@ -38,6 +38,15 @@ async function main(): Promise<void> {
   const smtp = await startSmtpStandIn({ port: 0, httpPort: 0, quiet: true })
   const rows: string[][] = []
   const results: Record<string, number> = {}
+  /** CPU of this process per record, µs (the distributor, or the bare consumer; with the SMTP stand-in in it). */
+  const cpuMicros: Record<string, number[]> = {}
+  const measureCpu = async <T>(label: string, run: () => Promise<T>): Promise<T> => {
+    const before = process.cpuUsage()
+    const value = await run()
+    const used = process.cpuUsage(before)
+    cpuMicros[label] = [...(cpuMicros[label] ?? []), (used.user + used.system) / records]
+    return value
+  }
 
   /** A fresh namespace with `records` email records over many recipients. */
   async function prepare(label: string) {
@@ -166,16 +175,18 @@ async function main(): Promise<void> {
     close: async () => {},
   }
   // The baseline in two rounds, before and after the distributor runs; its figure is their mean.
-  const bareRounds = [await bareConsumer()]
-  results.instant = await pipeline('instant', instant, () => instantCount)
+  const bareRounds = [await measureCpu('bare', bareConsumer)]
+  results.instant = await measureCpu('instant', () => pipeline('instant', instant, () => instantCount))
   for (const latency of [0, 50]) {
     smtp.clear()
     smtp.setFaults({ latencyMs: latency })
     const email = createEmailChannel({ smtpUrl: smtp.url, from: 'bench@example.com', maxConnections: 64 })
-    results[`smtp${latency}`] = await pipeline(`smtp${latency}`, email, () => smtp.messages().length)
+    results[`smtp${latency}`] = await measureCpu(`smtp${latency}`, () =>
+      pipeline(`smtp${latency}`, email, () => smtp.messages().length),
+    )
     await email.close()
   }
-  bareRounds.push(await bareConsumer())
+  bareRounds.push(await measureCpu('bare', bareConsumer))
   results.bare = bareRounds.reduce((a, b) => a + b, 0) / bareRounds.length
   const noisy = Math.max(...bareRounds) > 2 * Math.min(...bareRounds)
   const bare = results.bare ?? 1
@@ -194,10 +205,20 @@ async function main(): Promise<void> {
         : rate.toFixed(0),
       name === 'bare' ? '1.00' : (rate / bare).toFixed(2),
       fromFirst === undefined ? '' : fromFirst.toFixed(0),
+      (() => {
+        const c = cpuMicros[name] ?? []
+        return c.length === 0 ? '' : (c.reduce((a, b) => a + b, 0) / c.length).toFixed(0)
+      })(),
     ])
   }
   const table = formatTable(
-    ['pipeline', 'records/s (from run())', 'vs bare consumer', 'records/s from first delivery'],
+    [
+      'pipeline',
+      'records/s (from run())',
+      'vs bare consumer',
+      'records/s from first delivery',
+      'CPU µs/record (bench process; SMTP rows include the in-process stand-in)',
+    ],
     rows,
   )
   const noise = noisy

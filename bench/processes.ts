@@ -17,11 +17,15 @@ export interface StandInProcess {
   stop(): Promise<void>
 }
 
-/** The SMTP stand-in (bench/standin-process.ts) with `latencyMs` before every answer. */
-export async function startStandInProcess(recordDir: string, latencyMs: number): Promise<StandInProcess> {
+/** A provider stand-in (bench/standin-process.ts, SMTP by default) with `latencyMs` before every answer. */
+export async function startStandInProcess(
+  recordDir: string,
+  latencyMs: number,
+  provider: 'smtp' | 'slack' = 'smtp',
+): Promise<StandInProcess> {
   const child = spawn(
     process.execPath,
-    [join(repoRoot, 'bench', 'standin-process.ts'), recordDir, String(latencyMs)],
+    [join(repoRoot, 'bench', 'standin-process.ts'), recordDir, String(latencyMs), provider],
     { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] },
   )
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
@@ -32,12 +36,12 @@ export async function startStandInProcess(recordDir: string, latencyMs: number):
       const line = text.split('\n')[0]
       if (text.includes('\n') && line) resolve(JSON.parse(line) as { url: string; httpUrl: string })
     })
-    void exited.then(() => reject(new Error('the SMTP stand-in exited before listening')))
+    void exited.then(() => reject(new Error(`the ${provider} stand-in exited before listening`)))
   })
   return {
     child,
     ...address,
-    recordFile: join(recordDir, 'smtp.jsonl'),
+    recordFile: join(recordDir, `${provider}.jsonl`),
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
       await exited
@@ -244,6 +248,20 @@ export class CpuMeter {
     this.#end = this.#take()
   }
 
+  /**
+   * CPU time per operation over the window, µs, per process name (`count` operations: requests accepted,
+   * messages delivered, ...): comparable across machines where cores are not.
+   */
+  perOperation(count: number): Record<string, number> {
+    const out: Record<string, number> = {}
+    if (count <= 0) return out
+    for (const [name, before] of this.#start.procs) {
+      const after = this.#end.procs.get(name)
+      if (before !== undefined && after !== undefined) out[name] = ((after - before) * 1000) / count
+    }
+    return out
+  }
+
   /** Cores used per process name, `machine busy` and `other` (busy minus the named ones), and `cores`. */
   shares(): Record<string, number> {
     const wall = this.#end.at - this.#start.at
@@ -265,6 +283,13 @@ export class CpuMeter {
     }
     return out
   }
+}
+
+/** "api 61, distributors 140, … µs" for a report line (from CpuMeter.perOperation). */
+export function describePerOperation(micros: Record<string, number>): string {
+  return Object.entries(micros)
+    .map(([name, v]) => `${name} ${v.toFixed(0)}`)
+    .join(', ')
 }
 
 /** "replicas 1.62, kafka 0.21, … of 2 cores" for a report line. */

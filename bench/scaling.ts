@@ -69,6 +69,8 @@ interface Run {
   errors: number
   ranOut: boolean
   cpu: Record<string, number>
+  /** CPU of the replicas (summed) per delivery in the window, µs. */
+  replicaMicros: number | undefined
   valid: boolean
 }
 
@@ -269,6 +271,7 @@ async function main(): Promise<void> {
       errors,
       ranOut,
       cpu: cpu.shares(),
+      replicaMicros: cpu.perOperation(inWindow).replicas,
       valid,
     }
     runs.push(run)
@@ -294,6 +297,7 @@ async function main(): Promise<void> {
     `${r.windowSeconds.toFixed(1)}${r.ranOut ? ' (ran out)' : ''}`,
     String(r.rebalancesInWindow),
     cores(r, 'replicas'),
+    r.replicaMicros === undefined ? '' : r.replicaMicros.toFixed(0),
     cores(r, 'stand-in'),
     cores(r, 'kafka'),
     cores(r, 'redis'),
@@ -311,6 +315,7 @@ async function main(): Promise<void> {
       'window s',
       'rebalances in window',
       'CPU replicas',
+      'replica CPU µs/delivery',
       'CPU stand-in',
       'CPU kafka',
       'CPU redis',
