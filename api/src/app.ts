@@ -132,14 +132,44 @@ export function createApp(deps: AppDeps): express.Express {
   app.set('query parser', 'simple')
 
   // Metrics for every request, labelled by route template (never by raw path: ids would explode labels).
+  // The labelled children are kept per route (and per method and status): prom-client hashes the labels
+  // of every call otherwise, a cost of every request.
+  const perRoute = new Map<
+    string,
+    {
+      inFlight: ReturnType<typeof metrics.requestsInFlight.labels>
+      duration: ReturnType<typeof metrics.requestDuration.labels>
+      answered: Map<string, ReturnType<typeof metrics.requests.labels>>
+    }
+  >()
+  const routeMetrics = (route: string) => {
+    let m = perRoute.get(route)
+    if (!m) {
+      m = {
+        inFlight: metrics.requestsInFlight.labels({ route }),
+        duration: metrics.requestDuration.labels({ route }),
+        answered: new Map(),
+      }
+      perRoute.set(route, m)
+    }
+    return m
+  }
   app.use((req: Request, res: Response, next: NextFunction) => {
     const started = performance.now()
     const route = routeOf(req.path) ?? 'unknown'
-    metrics.requestsInFlight.inc({ route })
-    res.on('close', () => metrics.requestsInFlight.dec({ route }))
-    res.on('finish', () => {
-      metrics.requests.inc({ route, method: req.method, status: String(res.statusCode) })
-      metrics.requestDuration.observe({ route }, (performance.now() - started) / 1000)
+    const m = routeMetrics(route)
+    m.inFlight.inc()
+    res.on('close', () => {
+      m.inFlight.dec()
+      if (!res.writableFinished) return
+      const answer = `${req.method} ${res.statusCode}`
+      let counter = m.answered.get(answer)
+      if (!counter) {
+        counter = metrics.requests.labels({ route, method: req.method, status: String(res.statusCode) })
+        m.answered.set(answer, counter)
+      }
+      counter.inc()
+      m.duration.observe((performance.now() - started) / 1000)
     })
     next()
   })

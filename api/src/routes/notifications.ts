@@ -118,13 +118,21 @@ export function notificationRoutes(deps: NotificationRoutesDeps): Router {
     })
   }
 
-  /** After the ack: the api creates `queued` only if no status exists (a distributor may be faster). */
-  function createStatus(record: NotificationRecord): Promise<void> {
-    return bestEffort(
-      statuses.set(record.id, 'queued', 'create', { channel: record.channel, attempts: 0 }),
-      record.id,
-      'queued status',
-    )
+  /**
+   * After the ack: the api creates `queued` only if no status exists (a distributor may be faster). Nobody
+   * waits for it, so it has no deadline timer of its own (one per request was a measurable cost): a write
+   * that cannot be made fails when ioredis gives up on it (maxRetriesPerRequest), and is counted then.
+   */
+  function createStatus(record: NotificationRecord): void {
+    statuses
+      .set(record.id, 'queued', 'create', { channel: record.channel, attempts: 0 })
+      .catch((error: unknown) => {
+        metrics.statusWriteFailures.inc()
+        logger.warn(
+          { err: error, id: record.id },
+          'queued status not written (the notification is still accepted)',
+        )
+      })
   }
 
   /**
@@ -149,7 +157,7 @@ export function notificationRoutes(deps: NotificationRoutesDeps): Router {
   function accepted(prepared: Prepared): void {
     for (const record of prepared.records) {
       metrics.accepted.inc({ channel: record.channel })
-      void createStatus(record)
+      createStatus(record)
     }
   }
 

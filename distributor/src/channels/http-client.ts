@@ -39,11 +39,40 @@ export class HttpClient {
   readonly #http = new http.Agent({ keepAlive: true, scheduling: 'lifo' })
   readonly #https = new https.Agent({ keepAlive: true, scheduling: 'lifo' })
 
+  /** Parsed targets by URL: a channel posts to a few configured URLs, parsed once each. */
+  readonly #targets = new Map<string, http.RequestOptions & { secure: boolean }>()
+
+  #target(url: string): http.RequestOptions & { secure: boolean } {
+    let target = this.#targets.get(url)
+    if (!target) {
+      const parsed = new URL(url)
+      const secure = parsed.protocol === 'https:'
+      if (!secure && parsed.protocol !== 'http:')
+        throw new HttpRequestError('EPROTO', `unsupported protocol ${parsed.protocol}`)
+      target = {
+        secure,
+        protocol: parsed.protocol,
+        hostname: parsed.hostname.replace(/^\[(.*)\]$/, '$1'),
+        port: parsed.port || (secure ? 443 : 80),
+        path: `${parsed.pathname}${parsed.search}`,
+        ...(parsed.username
+          ? { auth: `${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}` }
+          : {}),
+      }
+      if (this.#targets.size >= 1000) this.#targets.clear()
+      this.#targets.set(url, target)
+    }
+    return target
+  }
+
   post(url: string | URL, body: string, options: PostOptions): Promise<HttpReply> {
-    const target = typeof url === 'string' ? new URL(url) : url
-    const secure = target.protocol === 'https:'
-    if (!secure && target.protocol !== 'http:')
-      return Promise.reject(new HttpRequestError('EPROTO', `unsupported protocol ${target.protocol}`))
+    let target: http.RequestOptions & { secure: boolean }
+    try {
+      target = this.#target(String(url))
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    const { secure } = target
     const { signal } = options
     if (signal?.aborted) return Promise.reject(signal.reason)
     return new Promise<HttpReply>((resolve, reject) => {
@@ -57,8 +86,12 @@ export class HttpClient {
         else reject(error)
       }
       const request = (secure ? https : http).request(
-        target,
         {
+          protocol: target.protocol,
+          hostname: target.hostname,
+          port: target.port,
+          path: target.path,
+          ...(target.auth ? { auth: target.auth } : {}),
           method: 'POST',
           agent: secure ? this.#https : this.#http,
           headers: { ...options.headers, 'content-length': Buffer.byteLength(body) },
