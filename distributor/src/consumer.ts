@@ -479,7 +479,8 @@ export class Distributor {
     // The scheduler: each free slot (shared by every partition of this replica) takes the earliest message
     // whose recipient has nothing in flight, so one recipient's messages go out in order, recipients run
     // concurrently, and the finished prefix (what the offset may cover) grows steadily from the front.
-    const queue = [...messages]
+    // Each message with its recipient's key, decoded once: the scan below walks past busy recipients.
+    const queue = messages.map((message) => ({ message, key: keyOf(message) }))
     const busy = new Set<string>()
     const blocked = new Set<string>()
     const inFlight = new Set<Promise<void>>()
@@ -495,15 +496,15 @@ export class Distributor {
         await this.#slots.acquire()
         let index = -1
         for (let i = 0; i < queue.length; i++) {
-          const key = keyOf(queue[i] as KafkaMessage)
+          const { message: m, key } = queue[i] as { message: KafkaMessage; key: string }
           if (blocked.has(key)) {
-            handBack(queue[i] as KafkaMessage)
+            handBack(m)
             if (this.#keyWaits(state, key)) waiting += 1
             queue.splice(i, 1)
             i -= 1
           } else if (!busy.has(key) && this.#keyWaits(state, key)) {
             // Its recipient waits for its rate limit: behind the record that waits, in order.
-            handBack(queue[i] as KafkaMessage)
+            handBack(m)
             waiting += 1
             queue.splice(i, 1)
             i -= 1
@@ -518,8 +519,7 @@ export class Distributor {
           if (index < 0 && queue.length > 0 && inFlight.size > 0) await new Promise<void>((r) => (wake = r))
           continue
         }
-        const [message] = queue.splice(index, 1) as [KafkaMessage]
-        const key = keyOf(message)
+        const [{ message, key }] = queue.splice(index, 1) as [{ message: KafkaMessage; key: string }]
         busy.add(key)
         const task = deliverOne(message)
           .then(
@@ -540,7 +540,7 @@ export class Distributor {
           })
         inFlight.add(task)
       }
-      for (const m of queue.splice(0)) handBack(m)
+      for (const { message: m } of queue.splice(0)) handBack(m)
       await Promise.all(inFlight)
       if (failure) throw failure.error
     })()
