@@ -30,6 +30,8 @@ export interface PartitionState {
   notedMax: number
   /** A claim again in progress after Redis lost the token (one at a time: two would fence each other). */
   reclaiming?: Promise<void>
+  /** The commit of the mirror in progress (one at a time, so an older offset never lands after a newer one). */
+  mirroring?: Promise<void>
 }
 
 /** Where a claimed partition starts instead of the protocol's choice: a negative control, tests only. */
@@ -62,6 +64,14 @@ const mirrorMetadata = (topicId: string): string => `herald-mirror:${topicId}`
 
 /** A claim stuck on an unresponsive broker or Redis must not hold the partitions paused forever. */
 const claimTimeoutMs = 30_000
+
+/**
+ * How long an advance waits for its mirror commit. A commit takes milliseconds; when the group coordinator
+ * died, kafkajs retries it against the dead broker for minutes (the consumer's retries, up to 30 s apart),
+ * and a batch that waited would neither deliver nor let the member rejoin the group under the new
+ * coordinator (issue 20). Past this the commit goes on in the background.
+ */
+const mirrorWaitMs = 2_000
 
 export class PartitionClaims {
   readonly #o: PartitionClaimsOptions
@@ -442,25 +452,56 @@ export class PartitionClaims {
   }
 
   /**
-   * Rule 5: the offset Redis accepted, committed to Kafka. Best effort, never failing a batch; a commit that
-   * failed (broker restarting, rebalance) is tried again at the next flush, not only at the next advance, so
-   * the fallback of a Redis that comes back empty stays close.
+   * Rule 5: the offset Redis accepted, committed to Kafka. Best effort, never failing a batch, and never
+   * holding it for long: the caller waits `mirrorWaitMs` at most (the commit goes on meanwhile). A commit
+   * that failed (broker restarting, rebalance) is tried again at the next flush, not only at the next
+   * advance, so the fallback of a Redis that comes back empty stays close.
    */
   async #mirror(state: PartitionState): Promise<void> {
-    const offset = state.recorded
-    if (offset <= state.mirrored) return
+    if (state.recorded <= state.mirrored || !this.isCurrent(state)) return
+    state.mirroring ??= this.#commitMirror(state)
+    let timer: NodeJS.Timeout | undefined
+    const waited = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, mirrorWaitMs)
+    })
+    await Promise.race([state.mirroring, waited]).finally(() => clearTimeout(timer))
+  }
+
+  /**
+   * Commits the recorded offset until the mirror caught up with it (an advance may move it during a commit);
+   * never throws. Called with an offset to commit (so it always awaits a commit before it returns), and it
+   * clears `mirroring` in the same step as its last check: an advance that comes later starts a new one.
+   */
+  async #commitMirror(state: PartitionState): Promise<void> {
     try {
-      await this.#o.consumer.commitOffsets([
-        {
-          topic: this.#o.topic,
-          partition: state.partition,
-          offset: String(offset),
-          metadata: this.#topicId ? mirrorMetadata(this.#topicId) : null,
-        },
-      ])
-      state.mirrored = Math.max(state.mirrored, offset)
-    } catch (error) {
-      this.#log.debug({ err: error, partition: state.partition }, 'mirror commit failed')
+      while (state.recorded > state.mirrored && this.isCurrent(state)) {
+        const offset = state.recorded
+        const started = Date.now()
+        try {
+          await this.#o.consumer.commitOffsets([
+            {
+              topic: this.#o.topic,
+              partition: state.partition,
+              offset: String(offset),
+              metadata: this.#topicId ? mirrorMetadata(this.#topicId) : null,
+            },
+          ])
+          state.mirrored = Math.max(state.mirrored, offset)
+        } catch (error) {
+          const ms = Date.now() - started
+          // A commit kafkajs gave up on after retrying this long is worth seeing (issue 20): the group
+          // coordinator is unreachable, and Redis holds the only copy of the offset meanwhile.
+          if (ms > mirrorWaitMs)
+            this.#log.warn(
+              { err: error, partition: state.partition, ms },
+              'mirror commit failed after retries',
+            )
+          else this.#log.debug({ err: error, partition: state.partition }, 'mirror commit failed')
+          return
+        }
+      }
+    } finally {
+      state.mirroring = undefined
     }
   }
 
