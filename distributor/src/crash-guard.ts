@@ -1,9 +1,9 @@
 // The crash guard (ARCHITECTURE.md, "Failures"): a record whose delivery keeps killing the process is
 // dead-lettered as `crash-loop` instead of blocking its partition, and only deaths count. Before each
 // delivery one script notes "this process started (partition, offset)" and counts the earlier starters that
-// died with the record in flight (scripts/crashGuardStart-1.lua; one call covers every start of a tick). In
-// the same round trip the notification's status is read: a record whose notification already finished is
-// skipped instead of delivered again.
+// died with the record in flight (scripts/crashGuardStart-1.lua; one call covers the starts of an event-loop
+// turn). In the same round trip the notification's status is read: a record whose notification already
+// finished is skipped instead of delivered again.
 //
 // Every process has a liveness key: `alive` with a TTL it refreshes while it runs, `stopped` once it stopped
 // with nothing in flight. A crashed member's partitions move to another member only after its session timed
@@ -70,7 +70,8 @@ export class CrashGuard {
   /** Starts waiting for this tick's script call (#flushStarts). */
   readonly #pendingStarts: Array<{
     at: string
-    resolve: (counts: Omit<StartCheck, 'finished'>) => void
+    id: string | undefined
+    resolve: (check: StartCheck) => void
     reject: (error: unknown) => void
   }> = []
   /** Records this process started and has not finished or handed back, by "<partition>:<offset>". */
@@ -95,7 +96,9 @@ export class CrashGuard {
   /**
    * Notes that this process starts delivering the record and returns its crash count and attempts; with
    * `id`, also the notification's status when it is already final (read in the same round trip). Starts
-   * made in the same tick share one script call (a free slot after a burst of answers starts many).
+   * are gathered until the event loop's I/O callbacks of this turn ran (setImmediate): the answers that
+   * arrived together free slots together, and all of their starts go to Redis as one script call and their
+   * status reads in the same pipelined write, instead of a write per answer.
    */
   async start(partition: number, offset: number, id?: string): Promise<StartCheck> {
     const at = `${partition}:${offset}`
@@ -103,48 +106,38 @@ export class CrashGuard {
     this.#markedStopped = false
     this.#timer ??= setInterval(() => this.#refresh(), Math.max(250, Math.floor(this.#ttlMs / 4))).unref()
     try {
-      const [counts, status] = await Promise.all([
-        this.#startBatched(at),
-        id === undefined ? undefined : this.#statuses.peek(id),
-      ])
-      return {
-        ...counts,
-        finished: status && finalStatuses.has(status.status) ? status : undefined,
-      }
+      return await new Promise<StartCheck>((resolve, reject) => {
+        if (this.#pendingStarts.length === 0) setImmediate(() => this.#flushStarts())
+        this.#pendingStarts.push({ at, id, resolve, reject })
+      })
     } catch (error) {
       this.#settle(at)
       throw error
     }
   }
 
-  #startBatched(at: string): Promise<Omit<StartCheck, 'finished'>> {
-    return new Promise((resolve, reject) => {
-      if (this.#pendingStarts.length === 0) process.nextTick(() => this.#flushStarts())
-      this.#pendingStarts.push({ at, resolve, reject })
-    })
-  }
-
   #flushStarts(): void {
     const batch = this.#pendingStarts.splice(0)
-    const call = callScript(
+    // Issued in one tick: ioredis' auto-pipelining writes the script call and every status read at once.
+    const counts = callScript(
       this.#redis,
       'crashGuardStart',
       [this.#hash],
       [this.instanceId, this.#livenessPrefix, this.#ttlMs, ...batch.map((s) => s.at)],
     ) as Promise<Array<number | string>>
-    call.then(
-      (counts) => {
-        for (const [i, s] of batch.entries())
+    for (const [i, s] of batch.entries()) {
+      const status = s.id === undefined ? undefined : this.#statuses.peek(s.id)
+      Promise.all([counts, status]).then(
+        ([c, st]) =>
           s.resolve({
-            crashes: Number(counts[3 * i]),
-            attempts: Number(counts[3 * i + 1]),
-            notBefore: Number(counts[3 * i + 2] ?? 0),
-          })
-      },
-      (error: unknown) => {
-        for (const s of batch) s.reject(error)
-      },
-    )
+            crashes: Number(c[3 * i]),
+            attempts: Number(c[3 * i + 1]),
+            notBefore: Number(c[3 * i + 2] ?? 0),
+            finished: st && finalStatuses.has(st.status) ? st : undefined,
+          }),
+        s.reject,
+      )
+    }
   }
 
   /** The delivery ended with an outcome: the record is no longer in flight (its entry goes with `forget`). */
