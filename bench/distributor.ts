@@ -11,21 +11,17 @@
 // Run: npm run bench:distributor [-- --record]  (BENCH_RECORDS, default 30000; BENCH_DESTINATIONS, 50;
 // BENCH_CHANNELS, slack,email; BENCH_PROFILE_DIR: Herald's replica writes a V8 CPU profile there)
 import { type ChildProcess, spawn } from 'node:child_process'
-import { randomUUID } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { loadConfig } from '@herald/shared/config'
 import { createLogger } from '@herald/shared/logger'
-import { createRedis, type Redis } from '@herald/shared/redis/client'
 import { redisKeys } from '@herald/shared/redis/keys'
-import { ensureTopics, topicNames, topicSpecs } from '@herald/shared/topics'
-import { type Admin, Kafka, logLevel, type Message, Partitioners } from 'kafkajs'
+import type { Admin, Kafka } from 'kafkajs'
 import { kafkaPid } from '../dev/lib/kafka.ts'
 import { repoRoot } from '../dev/lib/process.ts'
 import { redisPid } from '../dev/lib/redis.ts'
-import { stackFromEnv, startStack, stopStack } from '../dev/lib/stack.ts'
 import {
   CpuMeter,
   ReceiptTail,
@@ -34,6 +30,7 @@ import {
   startStandInProcess,
   stopService,
 } from './processes.ts'
+import { deleteKeys, openBenchStack, preloadByPartition } from './records.ts'
 import { appendReport, formatTable, machineFacts } from './report.ts'
 
 type ChannelName = 'slack' | 'email'
@@ -43,7 +40,7 @@ const channels = (process.env.BENCH_CHANNELS ?? 'slack,email').split(',') as Cha
 const profileDir = process.env.BENCH_PROFILE_DIR
 const partitions = 12
 const concurrency = loadConfig({ CHANNEL: 'email' }, 'distributor').delivery.concurrency
-const logger = createLogger({ service: 'bench', level: 'silent' })
+const _logger = createLogger({ service: 'bench', level: 'silent' })
 /** Goal 1 of issue 17, per replica on this machine kind. */
 const goal = { perSecond: 6000, cpuMicros: 150 }
 
@@ -60,40 +57,17 @@ interface Round {
   valid: boolean
 }
 
-async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
-  for await (const keys of redis.scanStream({ match: pattern, count: 1000 })) {
-    if ((keys as string[]).length > 0) await redis.unlink(...(keys as string[]))
-  }
-}
-
 const destinationOf = (channel: ChannelName, n: number) =>
   channel === 'slack' ? `d${n % destinations}` : `user${n % destinations}@example.com`
 
-/** `records` notifications of `channel` over the destinations, one send per partition (see scaling.ts). */
-async function preload(kafka: Kafka, admin: Admin, topic: string, channel: ChannelName, prefix: string) {
-  const producer = kafka.producer({
-    allowAutoTopicCreation: false,
-    createPartitioner: Partitioners.DefaultPartitioner,
-  })
-  await producer.connect()
-  const byPartition = Array.from({ length: partitions }, () => [] as Message[])
+/** `records` notifications of `channel` over the destinations, spread over the partitions. */
+function preload(kafka: Kafka, admin: Admin, topic: string, channel: ChannelName, prefix: string) {
   const createdAt = new Date().toISOString()
-  for (let n = 0; n < records; n++) {
+  return preloadByPartition(kafka, admin, topic, records, (n) => {
     const to = destinationOf(channel, n)
     const value = { v: 1, id: `${prefix}-${n}`, channel, to, message: `bench-${channel}-${n}`, createdAt }
-    byPartition[n % partitions]?.push({ key: to, value: JSON.stringify(value) })
-  }
-  for (const [partition, messages] of byPartition.entries()) {
-    for (let i = 0; i < messages.length; i += 2000) {
-      await producer.send({
-        topic,
-        acks: -1,
-        messages: messages.slice(i, i + 2000).map((m) => ({ ...m, partition })),
-      })
-    }
-  }
-  await producer.disconnect()
-  return (await admin.fetchTopicOffsets(topic)).reduce((s, p) => s + Number(p.high), 0)
+    return { partition: n % partitions, message: { key: to, value: JSON.stringify(value) } }
+  })
 }
 
 function spawnBaseline(env: Record<string, string>): { child: ChildProcess; exited: Promise<void> } {
@@ -106,22 +80,8 @@ function spawnBaseline(env: Record<string, string>): { child: ChildProcess; exit
 }
 
 async function main(): Promise<void> {
-  const stack = stackFromEnv()
-  const up = await startStack(stack, (l) => console.log(`[infra] ${l}`), { adoptRunning: true })
-  const prefix = `bench${randomUUID().slice(0, 6)}-dist`
-  const names = topicNames(prefix)
-  const kafka = new Kafka({ clientId: 'bench', brokers: [up.brokers], logLevel: logLevel.NOTHING })
-  const admin = kafka.admin()
-  await admin.connect()
-  const redis = createRedis(up.redisUrl)
-  await redis.connect()
-  await ensureTopics(admin, {
-    specs: topicSpecs(names, channels, 1),
-    partitions,
-    replication: 1,
-    brokers: [up.brokers],
-    logger,
-  })
+  const bench = await openBenchStack('dist', channels, partitions)
+  const { stack, up, prefix, names, kafka, admin, redis } = bench
   const sections: string[] = []
   const summaries: string[] = []
   let failed = false
@@ -304,13 +264,7 @@ async function main(): Promise<void> {
     '',
     ...sections,
   ])
-  await admin
-    .deleteTopics({ topics: (await admin.listTopics()).filter((t) => t.startsWith(`${prefix}.`)) })
-    .catch(() => {})
-  await admin.disconnect()
-  redis.disconnect()
-  if (up.startedKafka || up.startedRedis)
-    await stopStack(stack, { kafka: up.startedKafka, redis: up.startedRedis })
+  await bench.close()
   if (failed) process.exitCode = 1
 }
 

@@ -19,7 +19,7 @@ import { type AlarmEvent, encodeAlarmEvent } from '@herald/shared/alarm-events'
 import { channels } from '@herald/shared/config'
 import { createConfigStores, startConfigStores, stopConfigStores } from '@herald/shared/config-topics/stores'
 import { createLogger } from '@herald/shared/logger'
-import { createRedis, type Redis } from '@herald/shared/redis/client'
+import { createRedis } from '@herald/shared/redis/client'
 import { redisKeys } from '@herald/shared/redis/keys'
 import {
   alarmEventTopicName,
@@ -37,6 +37,7 @@ import { redisPid } from '../dev/lib/redis.ts'
 import { stackFromEnv, startStack, stopStack } from '../dev/lib/stack.ts'
 import { monascaEvent } from '../test/support/alarm-events.ts'
 import { CpuMeter, type ServiceProcess, spawnService, stopService } from './processes.ts'
+import { deleteKeys } from './records.ts'
 import { appendReport, formatTable, machineFacts } from './report.ts'
 
 /** Notifications per run: a run at fan-out F routes this many ÷ F events, so every run takes a few seconds. */
@@ -68,13 +69,6 @@ interface Run {
 /** Sum of the high watermarks of a topic. */
 async function logEnd(admin: Admin, topic: string): Promise<number> {
   return (await admin.fetchTopicOffsets(topic)).reduce((s, p) => s + Number(p.high), 0)
-}
-
-/** Deletes a run's Redis keys without blocking the shared server. */
-async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
-  for await (const keys of redis.scanStream({ match: pattern, count: 1000 })) {
-    if ((keys as string[]).length > 0) await redis.unlink(...(keys as string[]))
-  }
 }
 
 async function main(): Promise<void> {

@@ -28,7 +28,7 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { loadConfig } from '@herald/shared/config'
 import { createLogger } from '@herald/shared/logger'
-import { createRedis, type Redis } from '@herald/shared/redis/client'
+import { createRedis } from '@herald/shared/redis/client'
 import { redisKeys } from '@herald/shared/redis/keys'
 import type { RuleInput } from '@herald/shared/rules/schemas'
 import { rulesTopicName, rulesTopicSpec } from '@herald/shared/rules/topics'
@@ -49,7 +49,7 @@ import {
   metricSum,
   scrapeMetrics,
 } from './prometheus.ts'
-import { readRecords } from './records.ts'
+import { deleteKeys, readRecords } from './records.ts'
 import { appendReport, formatTable, machineFacts } from './report.ts'
 
 const ruleCount = Number(process.env.BENCH_RULES ?? 10_000)
@@ -124,13 +124,6 @@ async function startEngine(
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
       await exited
     },
-  }
-}
-
-/** Deletes a run's Redis keys without blocking the shared server. */
-async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
-  for await (const keys of redis.scanStream({ match: pattern, count: 1000 })) {
-    if ((keys as string[]).length > 0) await redis.unlink(...(keys as string[]))
   }
 }
 

@@ -1,28 +1,13 @@
-// Distributor scaling benchmark: deliveries per second of 1, 2 and 4 email distributor replicas (separate
-// processes running distributor/src/main.ts, the production code) sharing one consumer group over a
-// 12-partition topic with many recipients, against the SMTP stand-in answering after 50 ms. The records are
-// preloaded, then the replicas start; the rate is counted at the provider (the stand-in's receipts) over a
-// steady window that begins once the group has settled (every partition claimed by exactly one replica)
-// and the first delivery arrived, so group joins are excluded. The baseline is one replica in the same run.
-// CPU use of the replicas, the stand-in, Kafka, Redis and the whole machine is read from /proc.
-// One replica runs again at the end: a baseline that moved by more than 2× marks the run NOISY.
-// Run: npm run bench:scaling [-- --record]   (BENCH_REPLICAS 1,2,4; BENCH_SECONDS window, default 12; BENCH_RECORDS
-// preloaded, default 40000; BENCH_RECIPIENTS 5000; BENCH_LATENCY_MS 50; DELIVERY_CONCURRENCY, default the
-// production default)
-import { randomUUID } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { loadConfig } from '@herald/shared/config'
 import { createLogger } from '@herald/shared/logger'
-import { createRedis, type Redis } from '@herald/shared/redis/client'
 import { redisKeys } from '@herald/shared/redis/keys'
-import { ensureTopics, topicNames, topicSpecs } from '@herald/shared/topics'
-import { type Admin, Kafka, logLevel, type Message } from 'kafkajs'
+import type { Admin, Kafka } from 'kafkajs'
 import { kafkaPid } from '../dev/lib/kafka.ts'
 import { redisPid } from '../dev/lib/redis.ts'
-import { stackFromEnv, startStack, stopStack } from '../dev/lib/stack.ts'
 import { readTopics } from '../test/support/offsets.ts'
 import {
   CpuMeter,
@@ -33,6 +18,7 @@ import {
   startStandInProcess,
   stopService,
 } from './processes.ts'
+import { deleteKeys, openBenchStack, preloadByPartition } from './records.ts'
 import { appendReport, formatTable, machineFacts } from './report.ts'
 
 const replicaCounts = (process.env.BENCH_REPLICAS ?? '1,2,4').split(',').map(Number)
@@ -51,7 +37,7 @@ const concurrency = loadConfig(
 ).delivery.concurrency
 /** Ramp after the group settled and the first delivery arrived, before the window opens. */
 const rampMs = 1000
-const logger = createLogger({ service: 'bench', level: 'silent' })
+const _logger = createLogger({ service: 'bench', level: 'silent' })
 
 interface Run {
   replicas: number
@@ -80,23 +66,9 @@ const joinsOf = (replicas: ServiceProcess[]) =>
     0,
   )
 
-/** Deletes a run's Redis keys (statuses, offsets, attempts) without blocking the shared server. */
-async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
-  for await (const keys of redis.scanStream({ match: pattern, count: 1000 })) {
-    if ((keys as string[]).length > 0) await redis.unlink(...(keys as string[]))
-  }
-}
-
-/**
- * Writes `records` notifications, one send per partition (recipient i always goes to partition i mod 12):
- * kafkajs retries a whole produce request when one of its partitions fails, which on a just-created topic
- * duplicates the records of the partitions that succeeded. Returns what the topic holds.
- */
-async function preload(kafka: Kafka, admin: Admin, topic: string, prefix: string): Promise<number> {
-  const producer = kafka.producer({ allowAutoTopicCreation: false })
-  await producer.connect()
-  const byPartition = Array.from({ length: partitions }, () => [] as Message[])
-  for (let n = 0; n < records; n++) {
+/** `records` notifications over the recipients; recipient i always goes to partition i mod 12. */
+function preload(kafka: Kafka, admin: Admin, topic: string, prefix: string): Promise<number> {
+  return preloadByPartition(kafka, admin, topic, records, (n) => {
     const recipient = n % recipients
     const to = `user${recipient}@example.com`
     const value = {
@@ -107,38 +79,13 @@ async function preload(kafka: Kafka, admin: Admin, topic: string, prefix: string
       message: `scale-${n}`,
       createdAt: new Date().toISOString(),
     }
-    byPartition[recipient % partitions]?.push({ key: to, value: JSON.stringify(value) })
-  }
-  for (const [partition, messages] of byPartition.entries()) {
-    for (let i = 0; i < messages.length; i += 2000) {
-      await producer.send({
-        topic,
-        acks: -1,
-        messages: messages.slice(i, i + 2000).map((m) => ({ ...m, partition })),
-      })
-    }
-  }
-  await producer.disconnect()
-  return (await admin.fetchTopicOffsets(topic)).reduce((s, p) => s + Number(p.high), 0)
+    return { partition: recipient % partitions, message: { key: to, value: JSON.stringify(value) } }
+  })
 }
 
 async function main(): Promise<void> {
-  const stack = stackFromEnv()
-  const up = await startStack(stack, (l) => console.log(`[infra] ${l}`), { adoptRunning: true })
-  const prefix = `bench${randomUUID().slice(0, 6)}-scale`
-  const names = topicNames(prefix)
-  const kafka = new Kafka({ clientId: 'bench', brokers: [up.brokers], logLevel: logLevel.NOTHING })
-  const admin = kafka.admin()
-  await admin.connect()
-  const redis = createRedis(up.redisUrl)
-  await redis.connect()
-  await ensureTopics(admin, {
-    specs: topicSpecs(names, ['email', 'sms', 'slack'], 1),
-    partitions,
-    replication: 1,
-    brokers: [up.brokers],
-    logger,
-  })
+  const bench = await openBenchStack('scale', ['email', 'sms', 'slack'], partitions)
+  const { stack, up, prefix, names, kafka, admin, redis } = bench
   const topic = names.main('email')
   const inTopic = await preload(kafka, admin, topic, prefix)
   if (inTopic !== records)
@@ -349,13 +296,7 @@ async function main(): Promise<void> {
     '',
     ...goals,
   ])
-  await admin
-    .deleteTopics({ topics: (await admin.listTopics()).filter((t) => t.startsWith(`${prefix}.`)) })
-    .catch(() => {})
-  await admin.disconnect()
-  redis.disconnect()
-  if (up.startedKafka || up.startedRedis)
-    await stopStack(stack, { kafka: up.startedKafka, redis: up.startedRedis })
+  await bench.close()
   if (runs.some((r) => !r.valid)) process.exitCode = 1
 }
 
