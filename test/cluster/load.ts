@@ -21,11 +21,30 @@ export async function startPipeline(ctx: TestContext, label: string): Promise<Pi
   const distributors = [1, 2].map((n) => ctx.distributor(ns, `${label}-${n}`, { CHANNEL: 'email' }))
   ctx.teardown(async () => {
     for (const d of distributors) d.kill('SIGTERM')
-    await Promise.all(distributors.map((d) => d.exited))
+    await Promise.all(distributors.map((d) => exitedOrKilled(d)))
     await api.stop()
   })
   await Promise.all(distributors.map((d) => ctx.claimed(d)))
   return { ns, api, distributors }
+}
+
+/**
+ * Longer than the distributors' shutdown bound (SHUTDOWN_TIMEOUT_MS, 20 s) and their last flush. A
+ * distributor that is not gone by then is SIGKILLed and named: a stuck shutdown must not hold the file, and
+ * the next test files on the cluster, for the test timeout (issue 20: kafkajs spun at full CPU in one).
+ */
+const stopBoundMs = 45_000
+
+async function exitedOrKilled(d: ServiceProcess): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<'late'>((resolve) => {
+    timer = setTimeout(() => resolve('late'), stopBoundMs)
+  })
+  const how = await Promise.race([d.exited, late]).finally(() => clearTimeout(timer))
+  if (how !== 'late') return
+  console.error(`${d.name}: not stopped ${stopBoundMs / 1000} s after SIGTERM; SIGKILLed`)
+  d.kill('SIGKILL')
+  await d.exited
 }
 
 export interface Load {
