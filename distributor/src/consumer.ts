@@ -62,14 +62,35 @@ const statusesRewritten = 10_000
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
-/** Settles like `work`, or rejects with the signal's reason as soon as it aborts (even if `work` never ends). */
-function untilAborted<T>(signal: AbortSignal, work: Promise<T>): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason)
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason)
-    signal.addEventListener('abort', onAbort, { once: true })
-    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
-  })
+/**
+ * Deliveries in flight that must settle as soon as the distributor's stop signal aborts, even if their work
+ * never ends: one listener on the signal for all of them, not an EventTarget listener added and removed per
+ * delivered message.
+ */
+class StopWatch {
+  readonly #signal: AbortSignal
+  readonly #waiting = new Set<(reason: unknown) => void>()
+
+  constructor(signal: AbortSignal) {
+    this.#signal = signal
+    signal.addEventListener(
+      'abort',
+      () => {
+        for (const reject of this.#waiting) reject(signal.reason)
+        this.#waiting.clear()
+      },
+      { once: true },
+    )
+  }
+
+  /** Settles like `work`, or rejects with the signal's reason as soon as it aborts. */
+  until<T>(work: Promise<T>): Promise<T> {
+    if (this.#signal.aborted) return Promise.reject(this.#signal.reason)
+    return new Promise<T>((resolve, reject) => {
+      this.#waiting.add(reject)
+      work.then(resolve, reject).finally(() => this.#waiting.delete(reject))
+    })
+  }
 }
 
 /**
@@ -99,6 +120,7 @@ export class Distributor {
   /** The offset protocol: claims, trackers, advance, mirror, fence (shared/src/offsets/). */
   readonly #claims: PartitionClaims
   readonly #stop = new AbortController()
+  readonly #stopWatch = new StopWatch(this.#stop.signal)
   #running = false
   #probeTimer: NodeJS.Timeout | undefined
   #breakerReported = false
@@ -125,6 +147,7 @@ export class Distributor {
   readonly #rateLimiter: RateLimiter | undefined
   /** Breakers of the destinations of a channel that names them (Channel.destinationOf), created on use. */
   readonly #destinationBreakers = new Map<string, Breaker>()
+  readonly #deliveryCounters = new Map<Status, ReturnType<DistributorMetrics['deliveries']['labels']>>()
 
   constructor(deps: DistributorDeps) {
     this.#deps = deps
@@ -753,6 +776,16 @@ export class Distributor {
     }
   }
 
+  /** The deliveries counter of an outcome, its labelled child kept (no label hashing per message). */
+  #deliveriesBy(outcome: Status): ReturnType<DistributorMetrics['deliveries']['labels']> {
+    let counter = this.#deliveryCounters.get(outcome)
+    if (!counter) {
+      counter = this.#deps.metrics.deliveries.labels({ outcome })
+      this.#deliveryCounters.set(outcome, counter)
+    }
+    return counter
+  }
+
   #rememberOutcome(id: string, status: Status, attempts: number): void {
     this.#recentOutcomes.delete(id)
     this.#recentOutcomes.set(id, { status, attempts })
@@ -861,8 +894,7 @@ export class Distributor {
     const attemptsKey = this.#deps.keys.attempts(this.#deps.groupId, batch.topic)
     const started = performance.now()
     try {
-      const outcome = await untilAborted(
-        this.#stop.signal,
+      const outcome = await this.#stopWatch.until(
         deliver(this.#deps.channel, record, {
           maxAttempts,
           previousAttempts: previous,
@@ -1102,7 +1134,7 @@ export class Distributor {
     if (events.length > 0)
       await this.#producer.send({ topic: this.#deps.topics.events, acks: -1, messages: events })
     for (const r of results) {
-      metrics.deliveries.inc({ outcome: r.status })
+      this.#deliveriesBy(r.status).inc()
       if (r.status === 'delivered') {
         metrics.deliveryLatency.observe(r.latencyMs / 1000)
         metrics.endToEndLatency.observe((Date.now() - Date.parse(r.record.createdAt)) / 1000)

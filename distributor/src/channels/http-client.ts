@@ -39,6 +39,29 @@ export class HttpClient {
   readonly #http = new http.Agent({ keepAlive: true, scheduling: 'lifo' })
   readonly #https = new https.Agent({ keepAlive: true, scheduling: 'lifo' })
 
+  /**
+   * Per signal, the requests to abort when it aborts: one listener per signal (a channel's sends share the
+   * distributor's stop signal), not an EventTarget listener added and removed per request.
+   */
+  readonly #aborting = new WeakMap<AbortSignal, Set<() => void>>()
+
+  #aborters(signal: AbortSignal): Set<() => void> {
+    let set = this.#aborting.get(signal)
+    if (!set) {
+      const made = new Set<() => void>()
+      signal.addEventListener(
+        'abort',
+        () => {
+          for (const abort of [...made]) abort()
+        },
+        { once: true },
+      )
+      this.#aborting.set(signal, made)
+      set = made
+    }
+    return set
+  }
+
   /** Parsed targets by URL: a channel posts to a few configured URLs, parsed once each. */
   readonly #targets = new Map<string, http.RequestOptions & { secure: boolean }>()
 
@@ -81,7 +104,7 @@ export class HttpClient {
         if (settled) return
         settled = true
         clearTimeout(timer)
-        signal?.removeEventListener('abort', onAbort)
+        if (signal) this.#aborters(signal).delete(onAbort)
         if (reply) resolve(reply)
         else reject(error)
       }
@@ -125,7 +148,7 @@ export class HttpClient {
         request.destroy()
         finish(signal?.reason)
       }
-      signal?.addEventListener('abort', onAbort, { once: true })
+      if (signal) this.#aborters(signal).add(onAbort)
       request.on('error', (error) => finish(networkError(error)))
       request.end(body)
     })
