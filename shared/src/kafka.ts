@@ -32,6 +32,42 @@ function skipIdleRequestQueueTimer(): void {
 }
 skipIdleRequestQueueTimer()
 
+/** What a consumer's fetch throws once the consumer stopped (see endFetchersMadeAfterStop). */
+export class ConsumerStoppedError extends Error {
+  constructor() {
+    super('the consumer stopped: this fetcher ends')
+    this.name = 'ConsumerStoppedError'
+  }
+}
+
+interface RunnerInternals {
+  running: boolean
+  fetch(this: RunnerInternals, nodeId: number): Promise<unknown[]>
+}
+
+/**
+ * kafkajs 2.2.4 (consumer/runner, consumer/fetchManager): when the brokers' node ids change while a consumer
+ * stops (a broker killed or restarted meanwhile), the fetch manager makes new fetchers after stop() stopped
+ * the old ones, and nothing stops the new ones. Their loop calls the runner's fetch, which returns [] at once
+ * when the consumer is not running: a loop of promises that never yields to the event loop, at full CPU,
+ * starving every timer and socket, so the process never exits after SIGTERM (seen in the cluster failover
+ * test, issue 20; related to kafkajs issues #1384 and #1387, which fixed the case with no broker at all).
+ * Here a stopped consumer's fetch throws instead: that fetcher ends, the fetch manager rejects, the runner's
+ * retrier tries again after its backoff, sees the consumer stopped, and the stop completes. A running
+ * consumer's fetch is unchanged. Installed once, when this module loads.
+ */
+function endFetchersMadeAfterStop(): void {
+  const require = createRequire(import.meta.url)
+  const Runner = require('kafkajs/src/consumer/runner.js') as { prototype: RunnerInternals }
+  const fetch = Runner.prototype.fetch
+  if (typeof fetch !== 'function') throw new Error('kafkajs Runner changed: review shared/src/kafka.ts')
+  Runner.prototype.fetch = function (this: RunnerInternals, nodeId: number) {
+    if (!this.running) return Promise.reject(new ConsumerStoppedError())
+    return fetch.call(this, nodeId)
+  }
+}
+endFetchersMadeAfterStop()
+
 const levels: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.ERROR]: 'error',
   [logLevel.WARN]: 'warn',

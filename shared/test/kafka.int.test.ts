@@ -6,12 +6,17 @@ import { fileURLToPath } from 'node:url'
 import { kafkaBrokers, requireServers } from '../../test/helpers.ts'
 
 const cycle = fileURLToPath(new URL('./fixtures/kafka-cycle.ts', import.meta.url))
+const fetchAfterStop = fileURLToPath(new URL('./fixtures/fetch-after-stop.ts', import.meta.url))
 
-function run(): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/** Runs a fixture; one that has not exited after `killAfterMs` is SIGKILLed (its code is then null). */
+function run(
+  fixture = cycle,
+  killAfterMs = 120_000,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     // A clean environment: nothing that hides a warning (no NODE_OPTIONS, no KAFKAJS_NO_* switch). The
     // cycle's producer names its partitioner, so kafkajs has no partitioner warning to give either.
-    const child = spawn(process.execPath, [cycle], {
+    const child = spawn(process.execPath, [fixture], {
       env: { PATH: process.env.PATH ?? '', KAFKA_BROKERS: kafkaBrokers() },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
@@ -23,8 +28,12 @@ function run(): Promise<{ code: number | null; stdout: string; stderr: string }>
     child.stderr.on('data', (c: Buffer) => {
       stderr += c.toString('utf8')
     })
+    const kill = setTimeout(() => child.kill('SIGKILL'), killAfterMs)
     child.once('error', reject)
-    child.once('exit', (code) => resolve({ code, stdout, stderr }))
+    child.once('exit', (code) => {
+      clearTimeout(kill)
+      resolve({ code, stdout, stderr })
+    })
   })
 }
 
@@ -41,4 +50,12 @@ test('a produce and consume cycle through the Kafka client emits no TimeoutNegat
     'no timer was set with a negative delay',
   )
   assert.doesNotMatch(stderr, /TimeoutNegativeWarning/)
+})
+
+test('fetchers made again after their consumer stopped end instead of spinning (a stopped fetch throws)', async () => {
+  // No broker needed: kafkajs' fetch manager and the runner's fetch, in a process of its own. Unpatched, the
+  // process spins without yielding and is killed after 30 s: exit code null, nothing printed.
+  const { code, stdout, stderr } = await run(fetchAfterStop, 30_000)
+  assert.equal(code, 0, `the fixture did not finish (spinning?): ${stderr}`)
+  assert.deepEqual(JSON.parse(stdout.trim()), { ended: 'rejected', name: 'ConsumerStoppedError' })
 })
