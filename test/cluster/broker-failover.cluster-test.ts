@@ -7,28 +7,12 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { clusterFromEnv } from '../../dev/lib/cluster.ts'
 import { kafkaPid, startKafka } from '../../dev/lib/kafka.ts'
+import { groupCoordinator } from '../support/cluster.ts'
 import { testContext } from '../support/context.ts'
 import { eventually } from '../support/service-process.ts'
 import { describeAnswers, startLoad, startPipeline, tallyDeliveries } from './load.ts'
 
 const ctx = testContext({ smtp: true })
-
-/** Java's String.hashCode, as Kafka computes it for a group id. */
-function javaHashCode(text: string): number {
-  let hash = 0
-  for (let i = 0; i < text.length; i++) hash = (Math.imul(31, hash) + text.charCodeAt(i)) | 0
-  return hash
-}
-
-/** The broker coordinating `groupId`: the leader of its __consumer_offsets partition (Kafka's partitionFor). */
-async function groupCoordinator(groupId: string): Promise<number | undefined> {
-  const [offsets] = (await ctx.admin.fetchTopicMetadata({ topics: ['__consumer_offsets'] })).topics
-  const count = offsets?.partitions.length ?? 0
-  if (count === 0) return undefined
-  const hash = javaHashCode(groupId)
-  const partition = (hash === -2147483648 ? 0 : Math.abs(hash)) % count
-  return offsets?.partitions.find((p) => p.partitionId === partition)?.leader
-}
 
 test('killing the leader broker of a busy partition under load loses no accepted notification', async (t) => {
   const { ns, api } = await startPipeline(ctx, 'broker-kill')
@@ -42,7 +26,7 @@ test('killing the leader broker of a busy partition under load loses no accepted
     const [metadata] = (await ctx.admin.fetchTopicMetadata({ topics: [topic] })).topics
     const leaderOf = (partition: number) =>
       metadata?.partitions.find((p) => p.partitionId === partition)?.leader
-    const coordinator = await groupCoordinator(ns.groupId('email'))
+    const coordinator = await groupCoordinator(ctx.admin, ns.groupId('email'))
     const byLoad = [...ends].filter((p) => Number(p.high) > 0).sort((a, b) => Number(b.high) - Number(a.high))
     const busiest = byLoad.find((p) => leaderOf(p.partition) === coordinator) ?? byLoad[0]
     assert.ok(busiest)

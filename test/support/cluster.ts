@@ -6,6 +6,7 @@ import { createServer } from 'node:net'
 import { join } from 'node:path'
 import type { Redis } from '@herald/shared/redis/client'
 import type { Cluster } from 'ioredis'
+import type { Admin } from 'kafkajs'
 import { type ClusterStack, clusterFromEnv, startCluster } from '../../dev/lib/cluster.ts'
 import { stopKafka } from '../../dev/lib/kafka.ts'
 import { pidsListeningOn, repoRoot } from '../../dev/lib/process.ts'
@@ -111,4 +112,25 @@ export async function startPrivateCluster(log: (line: string) => void = () => {}
       if (attempt >= 3 || !/already in use/.test(String((error as Error).message))) throw error
     }
   }
+}
+
+/** Java's String.hashCode, as Kafka computes it for a group id. */
+function javaHashCode(text: string): number {
+  let hash = 0
+  for (let i = 0; i < text.length; i++) hash = (Math.imul(31, hash) + text.charCodeAt(i)) | 0
+  return hash
+}
+
+/**
+ * The broker coordinating `groupId`: the leader of its __consumer_offsets partition (Kafka's partitionFor).
+ * Killing it is the hard case of a broker failover (issue 20): kafkajs keeps sending the group's heartbeats
+ * and commits to the coordinator it found at join time.
+ */
+export async function groupCoordinator(admin: Admin, groupId: string): Promise<number | undefined> {
+  const [offsets] = (await admin.fetchTopicMetadata({ topics: ['__consumer_offsets'] })).topics
+  const count = offsets?.partitions.length ?? 0
+  if (count === 0) return undefined
+  const hash = javaHashCode(groupId)
+  const partition = (hash === -2147483648 ? 0 : Math.abs(hash)) % count
+  return offsets?.partitions.find((p) => p.partitionId === partition)?.leader
 }
