@@ -9,11 +9,12 @@ import type { WebhookDestination } from '@herald/shared/config'
 import type { NotificationRecord } from '@herald/shared/notification'
 import { parseRetryAfter } from '../backoff.ts'
 import { type Channel, DeliveryError, type SendResult } from './channel.ts'
+import { HttpClient } from './http-client.ts'
 import { isRetryableStatus, networkErrorCodes } from './http-status.ts'
 
 export interface WebhookOptions {
   destinations: Readonly<Record<string, Readonly<WebhookDestination>>>
-  /** Per request, from connecting to the end of the answer's headers (WEBHOOK_TIMEOUT_MS). */
+  /** Per request, from connecting to the end of the answer (WEBHOOK_TIMEOUT_MS). */
   timeoutMs?: number
   now?: () => number
 }
@@ -66,11 +67,20 @@ export function classifyWebhookStatus(status: number, detail = '', retryAfterMs?
   return new DeliveryError('permanent', `WEBHOOK_${status}`, `webhook refused the message (${text})`)
 }
 
-/** A failure without an HTTP answer: a timeout or a network error, both retryable. */
+/**
+ * A failure without an HTTP answer: a timeout or a network error, both retryable. Reads the HTTP client's
+ * errors (their `code`, ETIMEDOUT at the deadline) and fetch's (a TimeoutError, or a TypeError whose cause
+ * has the code).
+ */
 export function classifyWebhookError(error: unknown, timeoutMs: number): DeliveryError {
   if (error instanceof DeliveryError) return error
-  const e = error as { name?: string; message?: string; cause?: { code?: string; name?: string } }
-  if (e.name === 'TimeoutError' || e.cause?.name === 'TimeoutError')
+  const e = error as {
+    name?: string
+    code?: string
+    message?: string
+    cause?: { code?: string; name?: string }
+  }
+  if (e.name === 'TimeoutError' || e.cause?.name === 'TimeoutError' || e.code === 'ETIMEDOUT')
     return new DeliveryError(
       'retryable',
       'WEBHOOK_TIMEOUT',
@@ -79,7 +89,7 @@ export function classifyWebhookError(error: unknown, timeoutMs: number): Deliver
         cause: error,
       },
     )
-  const code = e.cause?.code
+  const code = e.code ?? e.cause?.code
   const label = code && networkErrorCodes.has(code) ? code : 'NETWORK'
   return new DeliveryError(
     'retryable',
@@ -90,18 +100,15 @@ export function classifyWebhookError(error: unknown, timeoutMs: number): Deliver
 }
 
 /** The first bytes of an error answer, for the status and the dead letter (never the whole body). */
-async function excerpt(response: Response): Promise<string> {
-  try {
-    const text = await response.text()
-    return text.replaceAll(/\s+/g, ' ').trim().slice(0, 200)
-  } catch {
-    return ''
-  }
+function excerpt(body: string): string {
+  return body.replaceAll(/\s+/g, ' ').trim().slice(0, 200)
 }
 
 export function createWebhookChannel(options: WebhookOptions): Channel {
   const timeoutMs = options.timeoutMs ?? 10_000
   const now = options.now ?? Date.now
+  // Pooled keep-alive connections, no fetch per send (see http-client.ts); redirects are never followed.
+  const client = new HttpClient()
   return {
     name: 'webhook',
     destinationOf: (record) => (Object.hasOwn(options.destinations, record.to) ? record.to : undefined),
@@ -119,10 +126,9 @@ export function createWebhookChannel(options: WebhookOptions): Channel {
       }
       const body = webhookBody(record)
       const timestamp = String(Math.floor(now() / 1000))
-      let response: Response
+      let reply: Awaited<ReturnType<HttpClient['post']>>
       try {
-        response = await fetch(destination.url, {
-          method: 'POST',
+        reply = await client.post(destination.url, body, {
           headers: {
             'content-type': 'application/json',
             'user-agent': 'Herald-Webhook/1',
@@ -130,24 +136,19 @@ export function createWebhookChannel(options: WebhookOptions): Channel {
             'x-herald-timestamp': timestamp,
             'x-herald-signature': webhookSignature(destination.secret, timestamp, body),
           },
-          body,
-          redirect: 'manual',
-          signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]),
+          signal,
+          timeoutMs,
         })
       } catch (error) {
         signal.throwIfAborted()
         throw classifyWebhookError(error, timeoutMs)
       }
-      if (response.status >= 200 && response.status < 300) {
-        // The answer's body is not needed; dropping it frees the connection for reuse.
-        await response.body?.cancel().catch(() => {})
-        return {}
-      }
-      const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'))
-      const detail = await excerpt(response)
-      signal.throwIfAborted()
-      throw classifyWebhookStatus(response.status, detail, retryAfterMs)
+      if (reply.status >= 200 && reply.status < 300) return {}
+      const retryAfterMs = parseRetryAfter(reply.header('retry-after') ?? null)
+      throw classifyWebhookStatus(reply.status, excerpt(reply.body), retryAfterMs)
     },
-    async close() {},
+    async close() {
+      client.close()
+    },
   }
 }

@@ -64,6 +64,16 @@ test('a refused connection is retryable and named by its code', () => {
   assert.equal(error.code, 'WEBHOOK_ECONNREFUSED')
 })
 
+test("the HTTP client's errors: its deadline is a timeout, a socket error is named by its code", async () => {
+  const { HttpRequestError } = await import('../../src/channels/http-client.ts')
+  const late = classifyWebhookError(new HttpRequestError('ETIMEDOUT', 'no answer within 1500 ms'), 1500)
+  assert.equal(late.code, 'WEBHOOK_TIMEOUT')
+  assert.match(late.message, /1500 ms/)
+  const reset = classifyWebhookError(new HttpRequestError('ECONNRESET', 'socket hang up'), 1500)
+  assert.equal(reset.failureClass, 'retryable')
+  assert.equal(reset.code, 'WEBHOOK_ECONNRESET')
+})
+
 test('an unknown network failure is retryable', () => {
   const error = classifyWebhookError(new TypeError('fetch failed'), 1000)
   assert.equal(error.failureClass, 'retryable')
