@@ -74,7 +74,7 @@ function spawnBaseline(env: Record<string, string>): { child: ChildProcess; exit
   const child = spawn(process.execPath, [join(repoRoot, 'bench', 'naive-distributor-process.ts')], {
     cwd: repoRoot,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-    stdio: ['ignore', 'ignore', 'inherit'],
+    stdio: ['ignore', 'inherit', 'inherit'],
   })
   return { child, exited: new Promise<void>((resolve) => child.once('exit', () => resolve())) }
 }

@@ -19,6 +19,7 @@ import type { RedisKeys } from '@herald/shared/redis/keys'
 import type { Status, StatusStore } from '@herald/shared/status'
 import type { Admin, Batch, Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs'
 import { Partitioners } from 'kafkajs'
+import { untilAborted } from './abort.ts'
 import { Breaker } from './breaker.ts'
 import { BreakerBoard } from './breaker-board.ts'
 import type { Channel } from './channels/channel.ts'
@@ -63,37 +64,6 @@ const statusesRewritten = 10_000
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
 /**
- * Deliveries in flight that must settle as soon as the distributor's stop signal aborts, even if their work
- * never ends: one listener on the signal for all of them, not an EventTarget listener added and removed per
- * delivered message.
- */
-class StopWatch {
-  readonly #signal: AbortSignal
-  readonly #waiting = new Set<(reason: unknown) => void>()
-
-  constructor(signal: AbortSignal) {
-    this.#signal = signal
-    signal.addEventListener(
-      'abort',
-      () => {
-        for (const reject of this.#waiting) reject(signal.reason)
-        this.#waiting.clear()
-      },
-      { once: true },
-    )
-  }
-
-  /** Settles like `work`, or rejects with the signal's reason as soon as it aborts. */
-  until<T>(work: Promise<T>): Promise<T> {
-    if (this.#signal.aborted) return Promise.reject(this.#signal.reason)
-    return new Promise<T>((resolve, reject) => {
-      this.#waiting.add(reject)
-      work.then(resolve, reject).finally(() => this.#waiting.delete(reject))
-    })
-  }
-}
-
-/**
  * Not finished: delivered again later. `retryInMs`: the partition pauses that long (a backoff, a probe);
  * `throttledUntil`: only its recipient waits until then (its rate limit), the partition flows on.
  */
@@ -120,7 +90,6 @@ export class Distributor {
   /** The offset protocol: claims, trackers, advance, mirror, fence (shared/src/offsets/). */
   readonly #claims: PartitionClaims
   readonly #stop = new AbortController()
-  readonly #stopWatch = new StopWatch(this.#stop.signal)
   #running = false
   #probeTimer: NodeJS.Timeout | undefined
   #breakerReported = false
@@ -894,7 +863,8 @@ export class Distributor {
     const attemptsKey = this.#deps.keys.attempts(this.#deps.groupId, batch.topic)
     const started = performance.now()
     try {
-      const outcome = await this.#stopWatch.until(
+      const outcome = await untilAborted(
+        this.#stop.signal,
         deliver(this.#deps.channel, record, {
           maxAttempts,
           previousAttempts: previous,

@@ -5,6 +5,7 @@
 // into a string, a timer for the deadline and one abort listener.
 import http from 'node:http'
 import https from 'node:https'
+import { whenAborted } from '../abort.ts'
 
 export interface HttpReply {
   status: number
@@ -38,29 +39,6 @@ const maxBodyBytes = 64 * 1024
 export class HttpClient {
   readonly #http = new http.Agent({ keepAlive: true, scheduling: 'lifo' })
   readonly #https = new https.Agent({ keepAlive: true, scheduling: 'lifo' })
-
-  /**
-   * Per signal, the requests to abort when it aborts: one listener per signal (a channel's sends share the
-   * distributor's stop signal), not an EventTarget listener added and removed per request.
-   */
-  readonly #aborting = new WeakMap<AbortSignal, Set<() => void>>()
-
-  #aborters(signal: AbortSignal): Set<() => void> {
-    let set = this.#aborting.get(signal)
-    if (!set) {
-      const made = new Set<() => void>()
-      signal.addEventListener(
-        'abort',
-        () => {
-          for (const abort of [...made]) abort()
-        },
-        { once: true },
-      )
-      this.#aborting.set(signal, made)
-      set = made
-    }
-    return set
-  }
 
   /** Parsed targets by URL: a channel posts to a few configured URLs, parsed once each. */
   readonly #targets = new Map<string, http.RequestOptions & { secure: boolean }>()
@@ -104,7 +82,7 @@ export class HttpClient {
         if (settled) return
         settled = true
         clearTimeout(timer)
-        if (signal) this.#aborters(signal).delete(onAbort)
+        forget?.()
         if (reply) resolve(reply)
         else reject(error)
       }
@@ -148,7 +126,7 @@ export class HttpClient {
         request.destroy()
         finish(signal?.reason)
       }
-      if (signal) this.#aborters(signal).add(onAbort)
+      const forget = signal ? whenAborted(signal, onAbort) : undefined
       request.on('error', (error) => finish(networkError(error)))
       request.end(body)
     })
