@@ -180,20 +180,21 @@ describe('retries and dead letters', () => {
         others.every((r) => smsTexts().includes(r.message)) ? true : undefined,
       )
       // Their offsets are noted in Redis as finished beyond the stored offset, which the first one holds.
+      // The flush notes them, then records the offset (a first advance writes it even when it stays at 0):
+      // both are awaited, the second may come a moment after the first.
       const noted = redisKeys(ns.prefix).finished(ns.groupId('sms'), topic, 0)
-      await eventually('finished offsets noted', async () =>
-        (await ctx.redis.zcard(noted)) >= others.length ? true : undefined,
+      const storedOffset = () => ctx.redis.hget(redisKeys(ns.prefix).offsets(ns.groupId('sms'), topic), '0')
+      await eventually('finished offsets noted and the offset recorded', async () =>
+        (await ctx.redis.zcard(noted)) >= others.length && (await storedOffset()) !== null ? true : undefined,
       )
-      assert.equal(await ctx.redis.hget(redisKeys(ns.prefix).offsets(ns.groupId('sms'), topic), '0'), '0')
+      assert.equal(await storedOffset(), '0')
       first.kill('SIGKILL')
       await first.exited
       ctx.sandbox.twilio.setFaults({})
       const second = smsDistributor(ns, 'beyond-2', env)
       assert.equal((await finalStatus(ns, waiting.id)).status, 'delivered')
       await eventually('the stored offset past all of them', async () =>
-        (await ctx.redis.hget(redisKeys(ns.prefix).offsets(ns.groupId('sms'), topic), '0')) === '41'
-          ? true
-          : undefined,
+        (await storedOffset()) === '41' ? true : undefined,
       )
       const repeated = others.filter((r) => smsTexts().filter((t) => t === r.message).length > 1)
       assert.deepEqual(
