@@ -297,7 +297,8 @@ describe("a rule's alarm", () => {
     await writeAsService(alarmTopics.effective, 'cpu', effective, 'alarms')
     const view = await eventually("the api read the rule's alarm", async () => {
       const answer = await call('GET', '/rules/cpu', undefined, sender)
-      return answer.body.alarm?.effective ? answer.body : undefined
+      // Activations and effective states are read by two consumers: neither waits for the other.
+      return answer.body.alarm?.effective && answer.body.alarm?.activation ? answer.body : undefined
     })
     const { memory: _processorsOwn, ...shown } = effective
     assert.deepEqual(view.alarm, { activation, effective: shown, queryFailing: false })

@@ -247,7 +247,11 @@ test('an operator signs in, follows a notification, replays a dead letter, watch
       await dialog.getByRole('button', { name: 'Shelve', exact: true }).click()
       await state('continuous-shelved')
       await shot('alarms')
-      const view = await api.call('GET', `/alarms/${name}`)
+      // The page showed the effective state; the override is read from another store, which may lag it.
+      const view = await eventually('the shelve read back', async () => {
+        const answer = await api.call('GET', `/alarms/${name}`)
+        return answer.body.overrides?.shelved ? answer : undefined
+      })
       assert.equal(view.body.overrides.shelved?.user, 'ops')
       assert.equal(view.body.overrides.shelved?.reason, 'disk being replaced')
     },
