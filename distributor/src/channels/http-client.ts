@@ -46,7 +46,14 @@ interface Target {
 }
 
 export class HttpClient {
-  readonly #agent = new Agent({ keepAliveTimeout: 4_000 })
+  readonly #agent = new Agent({
+    keepAliveTimeout: 4_000,
+    // The request's own deadline covers connecting too; undici's 10 s connect cap would end a request
+    // earlier than a longer configured deadline (WEBHOOK_TIMEOUT_MS) and report the wrong wait.
+    connectTimeout: 0,
+    // HTTP/1.1, as node:https spoke: what is tested and measured here (undici 8 offers h2 to TLS servers).
+    allowH2: false,
+  })
 
   /** Parsed targets by URL: a channel posts to a few configured URLs, parsed once each. */
   readonly #targets = new Map<string, Target>()
@@ -109,9 +116,12 @@ export class HttpClient {
           origin: target.origin,
           path: target.path,
           method: 'POST',
-          headers: target.authorization
-            ? { ...options.headers, authorization: target.authorization }
-            : options.headers,
+          // The URL's credentials unless the caller sends its own (as node:http's `auth` did).
+          headers:
+            target.authorization &&
+            !Object.keys(options.headers).some((name) => name.toLowerCase() === 'authorization')
+              ? { ...options.headers, authorization: target.authorization }
+              : options.headers,
           body,
           signal: abort,
           // The deadline above covers the whole request; these only must not end it earlier.
@@ -133,7 +143,8 @@ export class HttpClient {
                 status: response.statusCode,
                 statusText: response.statusText ?? '',
                 header: (name) => {
-                  const value = headers[name.toLowerCase()]
+                  const key = name.toLowerCase()
+                  const value = Object.hasOwn(headers, key) ? headers[key] : undefined
                   return Array.isArray(value) ? value.join(', ') : value
                 },
                 body: Buffer.concat(chunks).toString('utf8', 0, Math.min(size, maxBodyBytes)),

@@ -9,6 +9,7 @@ import { HttpClient, HttpRequestError } from '../../src/channels/http-client.ts'
 
 let server: http.Server
 let url: string
+const stalled: http.ServerResponse[] = []
 const seen: Array<{ path: string; authorization?: string; body: string; port: number }> = []
 
 before(async () => {
@@ -25,6 +26,13 @@ before(async () => {
         port: request.socket.remotePort ?? 0,
         ...(request.headers.authorization ? { authorization: request.headers.authorization } : {}),
       })
+      if (request.url === '/stall') {
+        // Headers and a first chunk, then nothing: the body never ends on its own.
+        response.writeHead(200, { 'content-type': 'text/plain' })
+        response.write('partial')
+        stalled.push(response)
+        return
+      }
       if (request.url === '/long') {
         response.writeHead(200, { 'content-type': 'text/plain' })
         response.end('x'.repeat(200 * 1024))
@@ -38,6 +46,8 @@ before(async () => {
   url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`
 })
 after(async () => {
+  for (const response of stalled) response.destroy()
+  server.closeAllConnections()
   await new Promise<void>((resolve) => server.close(() => resolve()))
 })
 
@@ -56,6 +66,7 @@ test('an answer carries its status, headers (repeated ones joined) and body; the
     assert.equal(first.header('Retry-After'), '3')
     assert.equal(first.header('x-twice'), 'a, b')
     assert.equal(first.header('x-missing'), undefined)
+    assert.equal(first.header('constructor'), undefined, 'only headers of the answer')
     assert.equal(first.body, 'slow down')
     assert.deepEqual(
       later.map((r) => r.body),
@@ -124,5 +135,28 @@ test('a refused connection and a connection closed before the answer fail with t
   } finally {
     client.close()
     await new Promise<void>((resolve) => closer.close(() => resolve()))
+  }
+})
+
+test('the deadline and the stop signal end a request whose answer started and then stalled', async () => {
+  const client = new HttpClient()
+  try {
+    const started = Date.now()
+    await assert.rejects(client.post(`${url}/stall`, 'x', { ...options, timeoutMs: 300 }), (error) => {
+      assert.ok(error instanceof HttpRequestError)
+      assert.equal(error.code, 'ETIMEDOUT')
+      assert.match(error.message, /no answer within 300 ms/)
+      return true
+    })
+    assert.ok(Date.now() - started >= 250, 'not before the deadline')
+    const stop = new AbortController()
+    const sending = client.post(`${url}/stall`, 'x', { ...options, signal: stop.signal })
+    // Aborted once the answer is streaming (its headers and first chunk are out).
+    const before = stalled.length
+    while (stalled.length === before) await new Promise((resolve) => setTimeout(resolve, 10))
+    stop.abort(new Error('distributor stopping'))
+    await assert.rejects(sending, /distributor stopping/)
+  } finally {
+    client.close()
   }
 })
