@@ -14,7 +14,7 @@ import { kafkaPid, startKafka, stopKafka } from '../../dev/lib/kafka.ts'
 import { startRedis, stopRedis } from '../../dev/lib/redis.ts'
 import { freePort, type PrivateStack, startPrivateStack } from '../../test/helpers.ts'
 import { testKafka } from '../../test/support/fixtures.ts'
-import { eventually, startService } from '../../test/support/service-process.ts'
+import { eventually, freeze, startService } from '../../test/support/service-process.ts'
 import { type RunningApi, startApi } from '../src/server.ts'
 
 const deadlineMs = 1500
@@ -135,7 +135,7 @@ test('with the broker stopped, posting answers 503 with Retry-After within the d
 test('with the broker frozen mid-write, no 202 is given, not even to a concurrent duplicate; a retry with the same key gets the same id once it is back', async () => {
   const pid = kafkaPid(stack.stack.kafka)
   assert.ok(pid)
-  process.kill(pid, 'SIGSTOP')
+  await freeze(pid)
   let held: Record<string, string> = {}
   try {
     const answers = await Promise.all([
@@ -177,7 +177,7 @@ test('a write that outlives its deadline keeps its Idempotency-Key and id until 
   const key = keys.idempotency('anonymous', 'outlived-1')
   const pid = kafkaPid(stack.stack.kafka)
   assert.ok(pid)
-  process.kill(pid, 'SIGSTOP')
+  await freeze(pid)
   let held: Record<string, string> = {}
   try {
     const first = await timedPost({ 'idempotency-key': 'outlived-1' }, message)
@@ -272,7 +272,7 @@ test('the api process stops on SIGTERM: no new connections, requests in flight a
     // Freeze the broker so that requests are surely in flight when the signal arrives.
     const pid = kafkaPid(stack.stack.kafka)
     assert.ok(pid)
-    process.kill(pid, 'SIGSTOP')
+    await freeze(pid)
     let inFlight: Array<Promise<number | string>>
     try {
       inFlight = Array.from({ length: 5 }, send)

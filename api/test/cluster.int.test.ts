@@ -8,7 +8,7 @@ import { before, test } from 'node:test'
 import { freePort } from '../../test/helpers.ts'
 import { testContext } from '../../test/support/context.ts'
 import type { TestNamespace } from '../../test/support/fixtures.ts'
-import { eventually, type ServiceProcess } from '../../test/support/service-process.ts'
+import { eventually, freeze, type ServiceProcess } from '../../test/support/service-process.ts'
 
 const ctx = testContext()
 let ns: TestNamespace
@@ -154,7 +154,7 @@ test('with API_WORKERS=2, requests are served by both workers and /metrics sums 
 test('/readyz answers 503 from the other worker while one worker is frozen, and 200 once it runs again', async () => {
   const [frozen, other] = await readyWorkers(port)
   assert.ok(frozen && other)
-  process.kill(frozen.pid, 'SIGSTOP')
+  await freeze(frozen.pid)
   try {
     const answer = await eventually(
       'a 503 from the worker that runs',
@@ -269,7 +269,7 @@ test('a worker that does not stop within the shutdown bound is killed, and the p
   await api.waitForLog((l) => l.msg === 'all 2 api workers listening', 60_000)
   const [frozen] = await readyWorkers(port)
   assert.ok(frozen)
-  process.kill(frozen.pid, 'SIGSTOP')
+  await freeze(frozen.pid)
   api.kill('SIGTERM')
   const bound = await api.waitForLog(
     (l) => l.msg === 'shutdown bound reached; killing the workers still running',

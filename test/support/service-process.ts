@@ -1,6 +1,6 @@
 // Herald's services as real child processes, for tests that kill, freeze and restart them.
 import { type ChildProcess, spawn } from 'node:child_process'
-import { appendFileSync, mkdirSync } from 'node:fs'
+import { appendFileSync, mkdirSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { repoRoot } from '../../dev/lib/process.ts'
 
@@ -143,4 +143,28 @@ export async function eventually<T>(
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
     await new Promise((r) => setTimeout(r, intervalMs))
   }
+}
+
+/**
+ * SIGSTOPs a process and returns once every one of its threads is stopped. kill(2) returns when the signal
+ * is queued; the group stop happens when one of its threads next runs, and on a loaded machine the others
+ * (a broker's network and request threads) can go on for a while: a request sent right after the kill was
+ * seen acknowledged by a "frozen" broker in CI.
+ */
+export async function freeze(pid: number): Promise<void> {
+  process.kill(pid, 'SIGSTOP')
+  await eventually(
+    `process ${pid} stopped`,
+    () => {
+      const threads = readdirSync(`/proc/${pid}/task`)
+      const states = threads.map((tid) => {
+        // The state follows the command name in parentheses, which may itself hold spaces or parentheses.
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+        return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)
+      })
+      return states.every((state) => state === 'T' || state === 't') ? true : undefined
+    },
+    10_000,
+    5,
+  )
 }
