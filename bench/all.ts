@@ -9,6 +9,7 @@ for (const script of [
   'api-workers.ts',
   'pipeline.ts',
   'distributor.ts',
+  'http-client.ts',
   'e2e.ts',
   'scaling.ts',
   'router.ts',

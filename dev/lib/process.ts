@@ -113,10 +113,20 @@ export async function stopProcess(
 }
 
 function isZombie(pid: number): boolean {
+  return processState(pid) === 'Z'
+}
+
+/**
+ * The state letter of a process, or of one of its threads (`tid`), from /proc: R running, S/D sleeping, T
+ * stopped, Z zombie...; undefined once it is gone.
+ */
+export function processState(pid: number, tid?: string): string | undefined {
   try {
-    return /\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))
+    const stat = readFileSync(tid ? `/proc/${pid}/task/${tid}/stat` : `/proc/${pid}/stat`, 'utf8')
+    // The state follows the command name, in parentheses that may themselves hold spaces or parentheses.
+    return stat.charAt(stat.lastIndexOf(')') + 2)
   } catch {
-    return false
+    return undefined
   }
 }
 

@@ -1,6 +1,6 @@
 // Kafka clients for Herald's services: kafkajs with its logs routed to pino and auto-create off.
 import { createRequire } from 'node:module'
-import { Kafka, type KafkaConfig, logLevel } from 'kafkajs'
+import { Kafka, type KafkaConfig, logLevel, Partitioners, type Producer, type ProducerConfig } from 'kafkajs'
 import type { Logger } from './logger.ts'
 
 interface RequestQueueInternals {
@@ -75,6 +75,17 @@ const levels: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.DEBUG]: 'debug',
 }
 
+/**
+ * kafkajs' client whose producers partition with the DefaultPartitioner (murmur2 of the key, as Java clients
+ * do: one recipient, one partition) unless a producer names another. Named here once, for every producer of
+ * every service, so kafkajs 2 has no "switched default partitioner" notice to log for any of them.
+ */
+class HeraldKafka extends Kafka {
+  override producer(config?: ProducerConfig): Producer {
+    return super.producer({ createPartitioner: Partitioners.DefaultPartitioner, ...config })
+  }
+}
+
 export function createKafka(options: {
   brokers: string[]
   clientId: string
@@ -82,7 +93,7 @@ export function createKafka(options: {
   overrides?: Partial<KafkaConfig>
 }): Kafka {
   const log = options.logger.child({ component: 'kafkajs' })
-  return new Kafka({
+  return new HeraldKafka({
     clientId: options.clientId,
     brokers: options.brokers,
     connectionTimeout: 3000,

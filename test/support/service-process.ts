@@ -1,8 +1,8 @@
 // Herald's services as real child processes, for tests that kill, freeze and restart them.
 import { type ChildProcess, spawn } from 'node:child_process'
-import { appendFileSync, mkdirSync, readdirSync, readFileSync } from 'node:fs'
+import { appendFileSync, mkdirSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { repoRoot } from '../../dev/lib/process.ts'
+import { processState, repoRoot } from '../../dev/lib/process.ts'
 
 export interface ServiceProcess {
   readonly child: ChildProcess
@@ -156,12 +156,7 @@ export async function freeze(pid: number): Promise<void> {
   await eventually(
     `process ${pid} stopped`,
     () => {
-      const threads = readdirSync(`/proc/${pid}/task`)
-      const states = threads.map((tid) => {
-        // The state follows the command name in parentheses, which may itself hold spaces or parentheses.
-        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
-        return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)
-      })
+      const states = readdirSync(`/proc/${pid}/task`).map((tid) => processState(pid, tid))
       return states.every((state) => state === 'T' || state === 't') ? true : undefined
     },
     10_000,

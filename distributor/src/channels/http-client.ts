@@ -2,9 +2,9 @@
 // per origin) through its request API, one client per channel, instead of the global fetch. A fetch call
 // builds a Request, a Headers list, web streams for both bodies and an AbortSignal chain for every send;
 // profiled under load, that was the largest cost per delivered message (issue 17). node:http's ClientRequest
-// and IncomingMessage were the next: measured side by side on this machine, a POST through undici's request
-// cost about half the CPU of one through node:http. A POST here is one request on a pooled connection, its
-// answer read into a string, a timer for the deadline and one abort listener.
+// and IncomingMessage were the next; `npm run bench:http-client` measures this client against node:http in
+// the same run (docs/BENCHMARKS.md). A POST here is one request on a pooled connection, its answer read into
+// a string, a timer for the deadline and one abort listener.
 import { EventEmitter } from 'node:events'
 import { Agent } from 'undici'
 import { whenAborted } from '../abort.ts'
