@@ -116,7 +116,7 @@ const table = formatTable(
 )
 const summary = `Herald's client: ${mean('herald').toFixed(0)} µs of CPU per POST, ${ratio.toFixed(2)}× node:http's ${mean('node:http').toFixed(0)} µs (means of the rounds)${valid ? '' : ' — INVALID: not every POST answered 200'}`
 console.log(`\n${table}\n\n${summary}`)
-appendReport(`HTTP client — ${new Date().toISOString()}`, [
+appendReport('HTTP client', [
   await machineFacts(),
   '',
   `${posts} POSTs per round, ${concurrency} at a time, to the Slack stand-in (instant, its own process); CPU of the bench process.`,
