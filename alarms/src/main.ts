@@ -9,6 +9,7 @@ import { ConfigError } from '@herald/shared/errors'
 import { createHealthServer } from '@herald/shared/health'
 import { createKafka } from '@herald/shared/kafka'
 import { createLogger } from '@herald/shared/logger'
+import { HeraldPartitioner } from '@herald/shared/partitioner'
 import {
   alarmEventTopicName,
   alarmEventTopicSpec,
@@ -17,7 +18,6 @@ import {
   ensureTopics,
 } from '@herald/shared/topics'
 import dotenv from 'dotenv'
-import { Partitioners } from 'kafkajs'
 import { createAlarmsMetrics } from './metrics.ts'
 import { AlarmProcessor } from './processor.ts'
 
@@ -54,7 +54,7 @@ export async function main(): Promise<void> {
 
   const producer = kafka.producer({
     allowAutoTopicCreation: false,
-    createPartitioner: Partitioners.DefaultPartitioner,
+    createPartitioner: HeraldPartitioner,
   })
   await producer.connect()
   // Every alarm's effective state, whichever member owns it: the parents of masked alarms.

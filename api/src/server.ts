@@ -17,6 +17,7 @@ import { DeadLetterStore } from '@herald/shared/dead-letters'
 import { ConfigError } from '@herald/shared/errors'
 import { createKafka } from '@herald/shared/kafka'
 import type { Logger } from '@herald/shared/logger'
+import { HeraldPartitioner } from '@herald/shared/partitioner'
 import { checkRedisDurability, createRedis, defineScripts, sharedScripts } from '@herald/shared/redis/client'
 import { redisKeys } from '@herald/shared/redis/keys'
 import { ruleSchema } from '@herald/shared/rules/schemas'
@@ -33,7 +34,6 @@ import {
   topicNames,
   topicSpecs,
 } from '@herald/shared/topics'
-import { Partitioners } from 'kafkajs'
 import type { Registry } from 'prom-client'
 import { type AppDeps, type ClusterView, createApp, type Readiness, readinessOf } from './app.ts'
 import { ChannelLagReader } from './channels.ts'
@@ -137,7 +137,7 @@ export async function startApi(
   }
   const kafkaProducer = producerKafka.producer({
     allowAutoTopicCreation: false,
-    createPartitioner: Partitioners.DefaultPartitioner,
+    createPartitioner: HeraldPartitioner,
     // kafkajs' idempotent producer is experimental (issue #1005) and retries forever by default.
     idempotent: false,
     maxInFlightRequests: 5,

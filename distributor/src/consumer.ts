@@ -14,11 +14,11 @@ import { LagExporter } from '@herald/shared/offsets/lag'
 import type { OffsetStore } from '@herald/shared/offsets/offsets'
 import { PartitionClaims, type PartitionState } from '@herald/shared/offsets/partition-claims'
 import type { Acceptance } from '@herald/shared/offsets/tracker'
+import { HeraldPartitioner } from '@herald/shared/partitioner'
 import type { Redis } from '@herald/shared/redis/client'
 import type { RedisKeys } from '@herald/shared/redis/keys'
 import type { Status, StatusStore } from '@herald/shared/status'
 import type { Admin, Batch, Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs'
-import { Partitioners } from 'kafkajs'
 import { untilAborted } from './abort.ts'
 import { Breaker } from './breaker.ts'
 import { BreakerBoard } from './breaker-board.ts'
@@ -133,7 +133,7 @@ export class Distributor {
     })
     this.#producer = deps.kafka.producer({
       allowAutoTopicCreation: false,
-      createPartitioner: Partitioners.DefaultPartitioner,
+      createPartitioner: HeraldPartitioner,
       idempotent: false,
     })
     this.#admin = deps.kafka.admin()

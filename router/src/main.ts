@@ -13,6 +13,7 @@ import { ConfigError } from '@herald/shared/errors'
 import { createHealthServer } from '@herald/shared/health'
 import { createKafka } from '@herald/shared/kafka'
 import { createLogger } from '@herald/shared/logger'
+import { HeraldPartitioner } from '@herald/shared/partitioner'
 import { checkRedisDurability, createRedis, defineScripts, sharedScripts } from '@herald/shared/redis/client'
 import { redisKeys } from '@herald/shared/redis/keys'
 import { StatusStore } from '@herald/shared/status'
@@ -28,7 +29,7 @@ import {
   topicSpecs,
 } from '@herald/shared/topics'
 import dotenv from 'dotenv'
-import { type Kafka, Partitioners } from 'kafkajs'
+import type { Kafka } from 'kafkajs'
 import { createRouterMetrics } from './metrics.ts'
 import { Router } from './router.ts'
 
@@ -84,7 +85,7 @@ export async function main(options: RouterMainOptions = {}): Promise<void> {
 
   const producer = kafka.producer({
     allowAutoTopicCreation: false,
-    createPartitioner: Partitioners.DefaultPartitioner,
+    createPartitioner: HeraldPartitioner,
   })
   await producer.connect()
   const stores = createConfigStores(kafka, {

@@ -13,12 +13,12 @@ import type { Logger } from '@herald/shared/logger'
 import { encodeRecord, type NotificationRecord, recordVersion } from '@herald/shared/notification'
 import { LagExporter } from '@herald/shared/offsets/lag'
 import { PartitionClaims, type PartitionState } from '@herald/shared/offsets/partition-claims'
+import { HeraldPartitioner } from '@herald/shared/partitioner'
 import type { Redis } from '@herald/shared/redis/client'
 import type { RedisKeys } from '@herald/shared/redis/keys'
 import type { StatusStore } from '@herald/shared/status'
 import type { TopicNames } from '@herald/shared/topics'
 import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage, Message, Producer } from 'kafkajs'
-import { Partitioners } from 'kafkajs'
 import { matchingRoutes } from './match.ts'
 import type { RouterMetrics } from './metrics.ts'
 import { type PlannedNotification, planNotifications } from './plan.ts'
@@ -90,7 +90,7 @@ export class Router {
     })
     this.#producer = deps.kafka.producer({
       allowAutoTopicCreation: false,
-      createPartitioner: Partitioners.DefaultPartitioner,
+      createPartitioner: HeraldPartitioner,
       idempotent: false,
     })
     this.#admin = deps.kafka.admin()

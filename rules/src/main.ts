@@ -9,13 +9,13 @@ import { ConfigError } from '@herald/shared/errors'
 import { createHealthServer } from '@herald/shared/health'
 import { createKafka } from '@herald/shared/kafka'
 import { createLogger } from '@herald/shared/logger'
+import { HeraldPartitioner } from '@herald/shared/partitioner'
 import { checkRedisDurability, createRedis } from '@herald/shared/redis/client'
 import { redisKeys } from '@herald/shared/redis/keys'
 import { ruleSchema } from '@herald/shared/rules/schemas'
 import { rulesTopicName, rulesTopicSpec } from '@herald/shared/rules/topics'
 import { alarmTopicNames, alarmTopicSpecs, ensureTopics } from '@herald/shared/topics'
 import dotenv from 'dotenv'
-import { Partitioners } from 'kafkajs'
 import { importEngineRules } from './engine-import.ts'
 import { RulesEvaluator } from './evaluator.ts'
 import { createRulesMetrics } from './metrics.ts'
@@ -61,7 +61,7 @@ export async function main(): Promise<void> {
 
   const producer = kafka.producer({
     allowAutoTopicCreation: false,
-    createPartitioner: Partitioners.DefaultPartitioner,
+    createPartitioner: HeraldPartitioner,
   })
   await producer.connect()
   const groupPrefix = `${config.keyPrefix}.rules`

@@ -13,8 +13,8 @@
 import { randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
 import type { Kafka } from 'kafkajs'
-import { Partitioners } from 'kafkajs'
 import type { Channel } from './config.ts'
+import { HeraldPartitioner } from './partitioner.ts'
 import type { StatusStore } from './status.ts'
 import type { TopicNames } from './topics.ts'
 
@@ -373,7 +373,7 @@ export class DeadLetterStore {
         await this.#statuses.set(id, 'queued', 'requeue', { channel, attempts: 0, lastError: '' })
     const producer = this.#kafka.producer({
       allowAutoTopicCreation: false,
-      createPartitioner: Partitioners.DefaultPartitioner,
+      createPartitioner: HeraldPartitioner,
     })
     try {
       await producer.connect()

@@ -1,7 +1,8 @@
 // Kafka clients for Herald's services: kafkajs with its logs routed to pino and auto-create off.
 import { createRequire } from 'node:module'
-import { Kafka, type KafkaConfig, logLevel, Partitioners, type Producer, type ProducerConfig } from 'kafkajs'
+import { Kafka, type KafkaConfig, logLevel, type Producer, type ProducerConfig } from 'kafkajs'
 import type { Logger } from './logger.ts'
+import { HeraldPartitioner } from './partitioner.ts'
 
 interface RequestQueueInternals {
   pending: unknown[]
@@ -76,13 +77,14 @@ const levels: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
 }
 
 /**
- * kafkajs' client whose producers partition with the DefaultPartitioner (murmur2 of the key, as Java clients
- * do: one recipient, one partition) unless a producer names another. Named here once, for every producer of
- * every service, so kafkajs 2 has no "switched default partitioner" notice to log for any of them.
+ * kafkajs' client whose producers partition with HeraldPartitioner (murmur2 of the key, as Java clients and
+ * kafkajs' DefaultPartitioner do: one recipient, one partition) unless a producer names another. Named here
+ * once, for every producer of every service, so kafkajs 2 has no "switched default partitioner" notice to
+ * log for any of them.
  */
 class HeraldKafka extends Kafka {
   override producer(config?: ProducerConfig): Producer {
-    return super.producer({ createPartitioner: Partitioners.DefaultPartitioner, ...config })
+    return super.producer({ createPartitioner: HeraldPartitioner, ...config })
   }
 }
 

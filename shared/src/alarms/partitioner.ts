@@ -1,10 +1,9 @@
 // Every record about an alarm goes to the partition of its name, whatever its key: overrides are keyed
 // `<name>/<kind>`, and the key's own hash would send them elsewhere. The partition is the one Kafka's default
-// partitioner (murmur2, as kafkajs' DefaultPartitioner) gives the bare name, so the registration, activation,
+// partitioner (murmur2, see ../partitioner.ts) gives the bare name, so the registration, activation,
 // overrides and effective state of one alarm share a partition number on every alarm topic.
-import { Partitioners } from 'kafkajs'
-
-const byKey = Partitioners.DefaultPartitioner()
+import type { PartitionerArgs } from 'kafkajs'
+import { keyPartition } from '../partitioner.ts'
 
 /** The alarm a record key is about: the key up to the first `/` (`disk-full/shelved` → `disk-full`). */
 export function alarmOfKey(key: string): string {
@@ -14,22 +13,12 @@ export function alarmOfKey(key: string): string {
 
 /** The partition of `name` among `count` partitions. */
 export function alarmPartition(name: string, count: number): number {
-  return byKey({
-    topic: '',
-    partitionMetadata: Array.from({ length: count }, (_, partitionId) => ({
-      partitionId,
-      leader: 0,
-      partitionErrorCode: 0,
-      replicas: [0],
-      isr: [0],
-    })),
-    message: { key: name, value: null },
-  })
+  return keyPartition(name, count)
 }
 
 /** A kafkajs partitioner for the alarm topics (producer option `createPartitioner`). */
 export const AlarmPartitioner = () => {
-  return ({ partitionMetadata, message }: Parameters<typeof byKey>[0]): number => {
+  return ({ partitionMetadata, message }: PartitionerArgs): number => {
     const key = message.key === null || message.key === undefined ? '' : message.key.toString()
     return alarmPartition(alarmOfKey(key), partitionMetadata.length)
   }
