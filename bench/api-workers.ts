@@ -1,16 +1,20 @@
 // API across cores: accepted notifications per second at 64 connections with API_WORKERS=1 and with
 // API_WORKERS=2, measured in alternating rounds in the same run, reported as the ratio of the two (issue 17
 // goal: 2 workers ≥ 1.4× one), with the CPU per accepted request of each (primary and workers, from /proc).
+// Each round also reads the whole machine's CPU (/proc/stat) and this process's own (the load generator):
+// every accepted request costs CPU in the api, in Kafka, in Redis and in the load generator, all on the same
+// cores, so the most any number of workers can reach here is the cores over the cores busy with one worker.
 // Run: npm run bench:api-workers   (BENCH_SECONDS per round, default 5; BENCH_ROUNDS, default 2;
 // BENCH_CONNECTIONS, default 64)
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
+import { availableParallelism } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import autocannon from 'autocannon'
 import { Kafka, logLevel } from 'kafkajs'
 import { repoRoot } from '../dev/lib/process.ts'
 import { stackFromEnv, startStack, stopStack } from '../dev/lib/stack.ts'
-import { processCpuMs } from './processes.ts'
+import { machineCpuMs, processCpuMs } from './processes.ts'
 import { appendReport, formatTable, machineFacts } from './report.ts'
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5)
@@ -82,6 +86,10 @@ interface Round {
   cpuPerRequestUs: number | undefined
   /** The primary's part of that CPU (0 without a cluster), µs per accepted request. */
   primaryPerRequestUs: number | undefined
+  /** Cores busy on the whole machine during the round (api, Kafka, Redis, load generator, the rest). */
+  machineCores: number | undefined
+  /** Cores this process (autocannon, the load generator) used during the round. */
+  loadCores: number
 }
 
 async function load(target: Target): Promise<Round> {
@@ -94,6 +102,9 @@ async function load(target: Target): Promise<Round> {
     }, 0)
   const cpuBefore = cpu()
   const primaryBefore = processCpuMs(target.pids[0])
+  const machineBefore = machineCpuMs()
+  const loadBefore = process.cpuUsage()
+  const startedAt = performance.now()
   const result = await autocannon({
     url: `http://127.0.0.1:${target.port}/api/v1/notification`,
     connections,
@@ -111,6 +122,9 @@ async function load(target: Target): Promise<Round> {
   })
   const cpuAfter = cpu()
   const primaryAfter = processCpuMs(target.pids[0])
+  const machineAfter = machineCpuMs()
+  const load = process.cpuUsage(loadBefore)
+  const wallMs = performance.now() - startedAt
   const used = cpuBefore !== undefined && cpuAfter !== undefined ? cpuAfter - cpuBefore : undefined
   return {
     workers: target.workers,
@@ -124,6 +138,9 @@ async function load(target: Target): Promise<Round> {
         : primaryBefore !== undefined && primaryAfter !== undefined && accepted > 0
           ? ((primaryAfter - primaryBefore) * 1000) / accepted
           : undefined,
+    machineCores:
+      machineBefore && machineAfter ? (machineAfter.busy - machineBefore.busy) / wallMs : undefined,
+    loadCores: (load.user + load.system) / 1000 / wallMs,
   }
 }
 
@@ -164,6 +181,8 @@ async function main(): Promise<void> {
       String(mine.reduce((s, r) => s + r.errors, 0)),
       cpu === undefined ? 'n/a' : cpu.toFixed(0),
       workers === 1 ? '' : primary === undefined ? 'n/a' : primary.toFixed(0),
+      mean(workers, (r) => r.machineCores)?.toFixed(2) ?? 'n/a',
+      (mean(workers, (r) => r.loadCores) ?? 0).toFixed(2),
     ]
   })
   const ratio = (mean(2, (r) => r.rps) ?? 0) / (mean(1, (r) => r.rps) ?? 1)
@@ -177,12 +196,24 @@ async function main(): Promise<void> {
       'errors',
       'CPU µs per accepted',
       'of which primary',
+      'machine cores busy',
+      'load generator cores',
     ],
     rows,
   )
+  const cores = availableParallelism()
+  const busyAtOne = mean(1, (r) => r.machineCores)
   const summary = [
     `2 workers vs 1: ${ratio.toFixed(2)}× the accepted req/s at ${connections} connections (goal ≥ 1.4×: ` +
       `${ratio >= 1.4 ? 'met' : 'not met'}). CPU per request sums the primary and its workers.`,
+    ...(busyAtOne === undefined
+      ? []
+      : [
+          `Ceiling on this machine: with one worker ${busyAtOne.toFixed(2)} of its ${cores} cores were busy ` +
+            `(the api, Kafka, Redis and the load generator share them, and each accepted request costs CPU in ` +
+            `all four), so unless that CPU per request falls, no number of workers can exceed ` +
+            `${(cores / busyAtOne).toFixed(2)}× one worker here.`,
+        ]),
   ]
   console.log(`\n${table}\n\n${summary.join('\n')}`)
   appendReport('API across cores', [

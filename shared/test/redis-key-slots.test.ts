@@ -71,13 +71,16 @@ const scriptDirs = [
   new URL('../../api/src/scripts/', import.meta.url),
 ]
 
-/** name → number of keys, from the `<name>-<numKeys>.lua` files (as defineScripts reads them). */
+/**
+ * name → number of keys, from the `<name>-<numKeys>.lua` files (as defineScripts reads them); `n` (any
+ * number) counts as 1: on Redis Cluster such a script is called with one key at a time (status.ts).
+ */
 function scriptFiles(): Map<string, number> {
   const found = new Map<string, number>()
   for (const dir of scriptDirs) {
     for (const file of readdirSync(fileURLToPath(dir))) {
-      const match = /^(\w+)-(\d+)\.lua$/.exec(file)
-      if (match?.[1] && match[2]) found.set(match[1], Number(match[2]))
+      const match = /^(\w+)-(\d+|n)\.lua$/.exec(file)
+      if (match?.[1] && match[2]) found.set(match[1], match[2] === 'n' ? 1 : Number(match[2]))
     }
   }
   return found

@@ -1,6 +1,7 @@
 // The status history against real Redis: the changeStatus script appends each applied change to the
 // `history` field of the status hash, refuses to change a final status (and its history), drops the oldest
-// entries beyond maxHistory and keeps the hash's TTL.
+// entries beyond maxHistory and keeps the hash's TTL. Changes asked for together go to Redis in one script
+// call, each with its own answer, and one that fails fails alone.
 import assert from 'node:assert/strict'
 import { before, describe, test } from 'node:test'
 import { testContext } from '../../test/support/context.ts'
@@ -133,5 +134,55 @@ describe('the status history', () => {
     const older = newId()
     await ctx.redis.hset(redisKeys(ns.prefix).status(older), { status: 'queued', attempts: '0' })
     assert.deepEqual((await view(older)).history, [])
+  })
+
+  test('changes asked for together go in one script call, each with its own outcome, in the order asked', async () => {
+    const ids = Array.from({ length: 40 }, newId)
+    const delivered = ids[0] as string
+    await statuses.set(delivered, 'delivered', 'move', { attempts: 1 })
+    const calls = async () => {
+      const stats = await ctx.redis.info('commandstats')
+      return ['evalsha', 'eval'].reduce(
+        (sum, name) => sum + Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(stats)?.[1] ?? 0),
+        0,
+      )
+    }
+    const before = await calls()
+    const results = await Promise.all([
+      statuses.set(delivered, 'retrying', 'move', { attempts: 2 }),
+      ...ids.slice(1).map((id) => statuses.set(id, 'queued', 'create', { channel: 'email', attempts: 0 })),
+      statuses.set(ids[1] as string, 'queued', 'create', { channel: 'email', attempts: 0 }),
+      statuses.set(ids[2] as string, 'delivered', 'move', { channel: 'email', attempts: 1 }),
+    ])
+    assert.equal((await calls()) - before, 1, 'one script call for 42 changes')
+    assert.deepEqual(results[0], { applied: false, status: 'delivered' }, 'a final status stays')
+    for (const r of results.slice(1, ids.length)) assert.deepEqual(r, { applied: true, status: 'queued' })
+    assert.deepEqual(
+      results[ids.length],
+      { applied: false, status: 'queued' },
+      'created once, earlier in the call',
+    )
+    assert.deepEqual(
+      results[ids.length + 1],
+      { applied: true, status: 'delivered' },
+      'moved after its create',
+    )
+    assert.deepEqual(
+      (await view(ids[2] as string)).history.map((e) => e.status),
+      ['queued', 'delivered'],
+    )
+    assert.equal((await view(ids[39] as string)).channel, 'email')
+  })
+
+  test('a change that fails in Redis fails alone: the others of its call apply', async () => {
+    const [bad, good] = [newId(), newId()]
+    await ctx.redis.set(redisKeys(ns.prefix).status(bad), 'not a hash')
+    const [first, second] = await Promise.allSettled([
+      statuses.set(bad, 'queued', 'create', { attempts: 0 }),
+      statuses.set(good, 'queued', 'create', { attempts: 0 }),
+    ])
+    assert.equal(first?.status, 'rejected')
+    assert.match(String((first as PromiseRejectedResult).reason), /WRONGTYPE/)
+    assert.deepEqual(second, { status: 'fulfilled', value: { applied: true, status: 'queued' } })
   })
 })

@@ -55,11 +55,17 @@ export function createRedis(
   return cluster as unknown as Redis
 }
 
-/** Registers every `<name>-<numKeys>.lua` file of `dir` (a file URL) as a command; returns their names. */
+/** Scripts whose callers pass any number of keys (`<name>-n.lua`): callScript sends the count first. */
+const variableKeys = new Set<string>()
+
+/**
+ * Registers every `<name>-<numKeys>.lua` file of `dir` (a file URL) as a command; returns their names.
+ * `<name>-n.lua` takes any number of keys.
+ */
 export function defineScripts(redis: Redis, dir: URL): string[] {
   const names: string[] = []
   for (const file of readdirSync(fileURLToPath(dir))) {
-    const match = /^(\w+)-(\d+)\.lua$/.exec(file)
+    const match = /^(\w+)-(\d+|n)\.lua$/.exec(file)
     if (!match?.[1] || !match[2]) continue
     const lua = readFileSync(new URL(file, dir), 'utf8')
     // A script named like an ioredis method would replace it (e.g. `setStatus` breaks connecting).
@@ -68,7 +74,10 @@ export function defineScripts(redis: Redis, dir: URL): string[] {
       (redis as unknown as { scriptsSet?: Record<string, unknown> }).scriptsSet?.[match[1]] !== undefined
     if (existing !== undefined && !ours)
       throw new Error(`Redis script ${file} would shadow the ioredis method ${match[1]}`)
-    redis.defineCommand(match[1], { numberOfKeys: Number(match[2]), lua })
+    if (match[2] === 'n') {
+      variableKeys.add(match[1])
+      redis.defineCommand(match[1], { lua })
+    } else redis.defineCommand(match[1], { numberOfKeys: Number(match[2]), lua })
     names.push(match[1])
   }
   return names
@@ -86,6 +95,7 @@ export function callScript(
 ): Promise<unknown> {
   const fn = (target as unknown as Record<string, ScriptFunction | undefined>)[name]
   if (typeof fn !== 'function') throw new Error(`Redis script ${name} is not defined on this connection`)
+  if (variableKeys.has(name)) return fn.call(target, keys.length, ...keys, ...args)
   return fn.call(target, ...keys, ...args)
 }
 
