@@ -10,6 +10,7 @@ for (const script of [
   'pipeline.ts',
   'distributor.ts',
   'http-client.ts',
+  'partitioner.ts',
   'e2e.ts',
   'scaling.ts',
   'router.ts',

@@ -10,9 +10,8 @@ import type { ICustomPartitioner, PartitionerArgs } from 'kafkajs'
 const seed = 0x9747b28c
 const m = 0x5bd1e995
 
-/** Kafka's murmur2 of `data` (a signed 32-bit integer, as Java's Utils.murmur2 returns it). */
-export function murmur2(data: Uint8Array): number {
-  const length = data.length
+/** Kafka's murmur2 of `data`'s first `length` bytes (a signed 32-bit integer, as Java's Utils.murmur2). */
+export function murmur2(data: Uint8Array, length = data.length): number {
   let h = seed ^ length
   const whole = length - (length % 4)
   for (let i = 0; i < whole; i += 4) {
@@ -37,11 +36,15 @@ export function murmur2(data: Uint8Array): number {
 }
 
 const utf8 = new TextEncoder()
+/** A string key's UTF-8 bytes are written here (grown when a key needs more), not into a new array each. */
+let scratch = new Uint8Array(256)
 
 /** The partition of a record key among `count` partitions, as Kafka's default partitioner chooses it. */
 export function keyPartition(key: string | Uint8Array, count: number): number {
-  const bytes = typeof key === 'string' ? utf8.encode(key) : key
-  return (murmur2(bytes) & 0x7fffffff) % count
+  if (typeof key !== 'string') return (murmur2(key) & 0x7fffffff) % count
+  // At most 3 bytes per UTF-16 unit.
+  if (key.length * 3 > scratch.length) scratch = new Uint8Array(key.length * 3)
+  return (murmur2(scratch, utf8.encodeInto(key, scratch).written) & 0x7fffffff) % count
 }
 
 /**

@@ -37,7 +37,7 @@ function run(
   })
 }
 
-test('a produce and consume cycle through the Kafka client emits no TimeoutNegativeWarning', async () => {
+test('a produce and consume cycle through the Kafka client emits no warning of any kind', async () => {
   await requireServers()
   const { code, stdout, stderr } = await run()
   assert.equal(code, 0, stderr)
@@ -47,12 +47,10 @@ test('a produce and consume cycle through the Kafka client emits no TimeoutNegat
   }
   // kafkajs warns through its logger, not process warnings (its partitioner notice is one): none either.
   assert.deepEqual(report.kafkaLog, [], 'kafkajs logged no warning or error')
-  assert.deepEqual(
-    report.warnings.filter((w) => w.name === 'TimeoutNegativeWarning'),
-    [],
-    'no timer was set with a negative delay',
-  )
-  assert.doesNotMatch(stderr, /TimeoutNegativeWarning/)
+  // Every process warning counts (TimeoutNegativeWarning from kafkajs' idle timer was the one seen), not a
+  // chosen few: a new one fails here until it is fixed where it comes from.
+  assert.deepEqual(report.warnings, [], 'the process emitted no warning')
+  assert.equal(stderr, '', 'nothing on stderr (Node prints every process warning there)')
 })
 
 test('fetchers made again after their consumer stopped end instead of spinning (a stopped fetch throws)', async () => {

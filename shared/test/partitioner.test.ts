@@ -17,7 +17,7 @@ const metadata = (count: number, leaderless: number[] = []): Metadata =>
     isr: [0],
   }))
 
-/** Keys of every length 0–40 (all four tail cases), ASCII, multi-byte UTF-8 and raw bytes. */
+/** Keys of every length 0–40 (all four tail cases) and a few long ones: ASCII, multi-byte UTF-8, raw bytes. */
 function sampleKeys(): Array<string | Buffer> {
   const keys: Array<string | Buffer> = [
     '',
@@ -30,6 +30,8 @@ function sampleKeys(): Array<string | Buffer> {
     '日本語',
     '🚀x',
   ]
+  // Longer than the partitioner's first scratch buffer (256 bytes): it grows.
+  keys.push('k'.repeat(300), '日本語'.repeat(120), '🚀'.repeat(200))
   for (let i = 0; i < 3000; i++) {
     const length = randomInt(41)
     if (i % 3 === 0) keys.push(randomBytes(length))
